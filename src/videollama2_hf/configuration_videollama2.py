@@ -1,0 +1,165 @@
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""VideoLLaMA2 configuration, and the one formula that says how many tokens a clip becomes."""
+
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig
+from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+
+
+# Connector types the original `build_vision_projector` + `temporal_aggregator` accept end to end.
+# `spatial_conv`/`spatial_pool` only run when vision and text widths coincide, `identity` is
+# rejected by the original aggregator, so neither is offered here.
+STC_CONNECTORS = ("stc_connector", "stc_connector_v35", "stp_connector")
+MEAN_POOL_CONNECTORS = ("mlp2x_gelu", "linear")
+SUPPORTED_PROJECTOR_TYPES = STC_CONNECTORS + MEAN_POOL_CONNECTORS
+SUPPORTED_VISION_MODEL_TYPES = ("clip_vision_model", "siglip_vision_model")
+SUPPORTED_TEXT_MODEL_TYPES = ("mistral", "mixtral", "qwen2", "llama")
+
+# Conv3d padding of the temporal/spatial sampler: only `stc_connector` pads (with zeros).
+_SAMPLER_PADDING = {"stc_connector": 1, "stc_connector_v35": 0, "stp_connector": 0}
+
+
+def num_visual_tokens(
+    projector_type: str,
+    grid_size: int,
+    num_frames: int,
+    downsample: tuple[int, int, int] | list[int] = (2, 2, 2),
+) -> int:
+    """Number of LLM positions one image or video occupies.
+
+    Single source of truth for the processor (placeholder expansion) and the model (feature shape).
+    `grid_size` is the side of the vision tower's patch grid (image_size // patch_size); images are
+    replicated to `num_frames`, so they cost the same as a video of that length.
+    """
+    if projector_type in MEAN_POOL_CONNECTORS:  # frames are averaged before the projector
+        return grid_size * grid_size
+    if projector_type not in STC_CONNECTORS:
+        raise ValueError(f"Unsupported projector type {projector_type!r}; expected one of {SUPPORTED_PROJECTOR_TYPES}.")
+    padding = _SAMPLER_PADDING[projector_type]
+    stride_t, stride_h, stride_w = downsample
+    if num_frames + 2 * padding < stride_t:
+        raise ValueError(
+            f"{projector_type} needs at least {stride_t - 2 * padding} frames per clip, got {num_frames}. "
+            "Pass more frames (e.g. `num_frames=16`) or pad the clip."
+        )
+
+    def out(size: int, stride: int) -> int:  # Conv3d / AvgPool3d with kernel == stride
+        return (size + 2 * padding - stride) // stride + 1
+
+    return out(num_frames, stride_t) * out(grid_size, stride_h) * out(grid_size, stride_w)
+
+
+@strict
+class VideoLlama2Config(PreTrainedConfig):
+    r"""
+    Configuration of a VideoLLaMA2 model: a CLIP or SigLIP vision tower, a spatial-temporal connector and a
+    Mistral / Mixtral / Qwen2 / Llama language model.
+
+    Args:
+        vision_config (`dict` or `PreTrainedConfig`, *optional*):
+            Vision tower config (`clip_vision_model` or `siglip_vision_model`). Defaults to CLIP ViT-L/14-336.
+        text_config (`dict` or `PreTrainedConfig`, *optional*):
+            Language model config (`mistral`, `mixtral`, `qwen2` or `llama`). Defaults to Mistral-7B.
+        projector_type (`str`, *optional*, defaults to `"stc_connector"`):
+            Connector between tower and LLM: `stc_connector` (VideoLLaMA2), `stc_connector_v35` (VideoLLaMA2.1),
+            `stp_connector`, `mlp2x_gelu` or `linear`.
+        projector_depth (`int`, *optional*, defaults to 4):
+            Number of RegNet bottleneck blocks in each of the two RegStages of the STC/STP connectors.
+        projector_mlp_depth (`int`, *optional*, defaults to 2):
+            Number of linear layers of the connector's readout MLP.
+        projector_downsample (`list[int]`, *optional*, defaults to `[2, 2, 2]`):
+            (time, height, width) kernel and stride of the connector's sampler.
+        num_frames (`int`, *optional*, defaults to 8):
+            Frames per clip; images are replicated to this many frames.
+        vision_feature_layer (`int`, *optional*, defaults to -2):
+            Index into the tower's hidden states used as visual features.
+        vision_feature_select_strategy (`str`, *optional*, defaults to `"default"`):
+            `"default"` drops the CLS token (CLIP), `"full"` keeps every token (SigLIP has no CLS).
+        image_token_id (`int`, *optional*, defaults to 32000):
+            Id of the `<image>` placeholder token.
+        video_token_id (`int`, *optional*, defaults to 32001):
+            Id of the `<video>` placeholder token.
+    """
+
+    model_type = "videollama2"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="clip_vision_model",
+            init_kwargs={
+                "hidden_size": 1024,
+                "intermediate_size": 4096,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 16,
+                "image_size": 336,
+                "patch_size": 14,
+                "projection_dim": 768,
+                "hidden_act": "quick_gelu",
+            },
+        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="mistral"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    projector_type: str = "stc_connector"
+    projector_depth: int = 4
+    projector_mlp_depth: int = 2
+    projector_downsample: list[int] | tuple[int, int, int] = (2, 2, 2)
+    num_frames: int = 8
+    vision_feature_layer: int = -2
+    vision_feature_select_strategy: Literal["default", "full"] = "default"
+    image_token_id: int = 32000
+    video_token_id: int = 32001
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.projector_downsample = list(self.projector_downsample)
+        if not self.tie_word_embeddings and self.text_config.tie_word_embeddings:
+            self.tie_word_embeddings = self.text_config.tie_word_embeddings
+
+    def validate_architecture(self):
+        """Reject what the model cannot build, at config time rather than deep inside `forward`."""
+        super().validate_architecture()
+        if self.projector_type not in SUPPORTED_PROJECTOR_TYPES:
+            raise ValueError(
+                f"Unsupported projector_type {self.projector_type!r}; VideoLLaMA2 supports {SUPPORTED_PROJECTOR_TYPES}."
+            )
+        if self.vision_config.model_type not in SUPPORTED_VISION_MODEL_TYPES:
+            raise ValueError(
+                f"Unsupported vision tower {self.vision_config.model_type!r}; "
+                f"VideoLLaMA2 supports {SUPPORTED_VISION_MODEL_TYPES}."
+            )
+        if self.text_config.model_type not in SUPPORTED_TEXT_MODEL_TYPES:
+            raise ValueError(
+                f"Unsupported language model {self.text_config.model_type!r}; "
+                f"VideoLLaMA2 supports {SUPPORTED_TEXT_MODEL_TYPES}."
+            )
+        if len(self.projector_downsample) != 3:
+            raise ValueError(f"projector_downsample must be (time, height, width), got {self.projector_downsample}.")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be positive, got {self.num_frames}.")
+        if self.vision_feature_select_strategy == "default" and self.vision_config.model_type == "siglip_vision_model":
+            raise ValueError(
+                "SigLIP has no CLS token to drop: use vision_feature_select_strategy='full' with a SigLIP tower."
+            )
+
+    @property
+    def vision_grid_size(self) -> int:
+        """Side of the tower's patch grid (24 for CLIP-336, 27 for SigLIP-384)."""
+        return self.vision_config.image_size // self.vision_config.patch_size
+
+    def get_num_visual_tokens(self, num_frames: int | None = None) -> int:
+        """Tokens per image or per `num_frames`-frame video (defaults to `self.num_frames`)."""
+        return num_visual_tokens(
+            self.projector_type,
+            self.vision_grid_size,
+            self.num_frames if num_frames is None else num_frames,
+            self.projector_downsample,
+        )
+
+
+__all__ = ["VideoLlama2Config", "num_visual_tokens"]
