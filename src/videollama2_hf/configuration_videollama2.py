@@ -36,7 +36,9 @@ def num_visual_tokens(
     if projector_type in MEAN_POOL_CONNECTORS:  # frames are averaged before the projector
         return grid_size * grid_size
     if projector_type not in STC_CONNECTORS:
-        raise ValueError(f"Unsupported projector type {projector_type!r}; expected one of {SUPPORTED_PROJECTOR_TYPES}.")
+        raise ValueError(
+            f"Unsupported projector type {projector_type!r}; expected one of {SUPPORTED_PROJECTOR_TYPES}."
+        )
     padding = _SAMPLER_PADDING[projector_type]
     stride_t, stride_h, stride_w = downsample
     if num_frames + 2 * padding < stride_t:
@@ -126,7 +128,8 @@ class VideoLlama2Config(PreTrainedConfig):
         super().validate_architecture()
         if self.projector_type not in SUPPORTED_PROJECTOR_TYPES:
             raise ValueError(
-                f"Unsupported projector_type {self.projector_type!r}; VideoLLaMA2 supports {SUPPORTED_PROJECTOR_TYPES}."
+                f"Unsupported projector_type {self.projector_type!r}; "
+                f"VideoLLaMA2 supports {SUPPORTED_PROJECTOR_TYPES}."
             )
         if self.vision_config.model_type not in SUPPORTED_VISION_MODEL_TYPES:
             raise ValueError(

@@ -1,0 +1,442 @@
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""VideoLLaMA2: vision tower -> spatial-temporal connector -> language model, in the LLaVA shape of transformers 5."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel
+from transformers.cache_utils import Cache
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MultimodalBaseModelOutputWithPast,
+    MultimodalCausalLMOutputWithPast,
+)
+from transformers.modeling_utils import PreTrainedModel, slice_logits_to_keep
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, logging
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import select_hidden_states
+
+from .configuration_videollama2 import MEAN_POOL_CONNECTORS, VideoLlama2Config
+
+
+logger = logging.get_logger(__name__)
+
+
+class VideoLlama2LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map (permute, `F.layer_norm`, permute back), as timm's
+    `LayerNormAct2d` computes it; the original connector relies on its eps of 1e-5."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states.permute(0, 2, 3, 1)
+        hidden_states = F.layer_norm(hidden_states, self.normalized_shape, self.weight, self.bias, self.eps)
+        return hidden_states.permute(0, 3, 1, 2)
+
+
+class VideoLlama2ConvNormAct(nn.Module):
+    """Conv2d (no bias) -> channel LayerNorm -> optional SiLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, groups: int = 1, act: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, padding=kernel_size // 2, groups=groups, bias=False
+        )
+        self.norm = VideoLlama2LayerNorm2d(out_channels, eps=1e-5)
+        self.act = nn.SiLU() if act else nn.Identity()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(hidden_states)))
+
+
+class VideoLlama2SqueezeExcite(nn.Module):
+    """Channel gating from the spatial mean; the reduced width comes from the *block input* channels."""
+
+    def __init__(self, channels: int, reduced_channels: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, reduced_channels, 1)
+        self.act = nn.SiLU()
+        self.fc2 = nn.Conv2d(reduced_channels, channels, 1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        gate = hidden_states.mean((2, 3), keepdim=True)
+        gate = self.fc2(self.act(self.fc1(gate)))
+        return hidden_states * gate.sigmoid()
+
+
+class VideoLlama2Bottleneck(nn.Module):
+    """RegNet bottleneck (width = out channels, depthwise 3x3, squeeze-excite 0.25) with a residual.
+
+    1x1 convolutions are kept as convolutions (not Linear) so the kernels, hence the bits, match the original.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = VideoLlama2ConvNormAct(in_channels, out_channels, 1)
+        self.conv2 = VideoLlama2ConvNormAct(out_channels, out_channels, 3, groups=out_channels)
+        self.se = VideoLlama2SqueezeExcite(out_channels, int(round(in_channels * 0.25)))
+        self.conv3 = VideoLlama2ConvNormAct(out_channels, out_channels, 1, act=False)
+        self.downsample = (
+            VideoLlama2ConvNormAct(in_channels, out_channels, 1, act=False)
+            if in_channels != out_channels
+            else nn.Identity()
+        )
+        self.act = nn.SiLU()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        residual = self.downsample(hidden_states)
+        hidden_states = self.conv3(self.se(self.conv2(self.conv1(hidden_states))))
+        return self.act(hidden_states + residual)
+
+
+class VideoLlama2RegStage(nn.Module):
+    """`depth` bottlenecks named b1..bN, the names of the released checkpoints."""
+
+    def __init__(self, depth: int, in_channels: int, out_channels: int):
+        super().__init__()
+        self.depth = depth
+        for index in range(depth):
+            self.add_module(
+                f"b{index + 1}", VideoLlama2Bottleneck(in_channels if index == 0 else out_channels, out_channels)
+            )
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        for index in range(self.depth):
+            hidden_states = getattr(self, f"b{index + 1}")(hidden_states)
+        return hidden_states
+
+
+class VideoLlama2ProjectorMLP(nn.Module):
+    """Linear, then (depth - 1) x [GELU, Linear]."""
+
+    def __init__(self, in_features: int, out_features: int, depth: int):
+        super().__init__()
+        self.depth = depth
+        self.linear_1 = nn.Linear(in_features, out_features)
+        for index in range(2, depth + 1):
+            self.add_module(f"linear_{index}", nn.Linear(out_features, out_features))
+        self.act = nn.GELU()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.linear_1(hidden_states)
+        for index in range(2, self.depth + 1):
+            hidden_states = getattr(self, f"linear_{index}")(self.act(hidden_states))
+        return hidden_states
+
+
+class VideoLlama2MultiModalProjector(nn.Module):
+    """Maps per-frame patch features (batch, frames, patches, vision_hidden) to LLM tokens (batch, tokens, hidden).
+
+    STC/STP connectors: RegStage per frame -> 3D sampler over (time, height, width) -> RegStage -> MLP readout,
+    tokens ordered time-major, then row, then column. `mlp2x_gelu` / `linear`: mean over frames, then the MLP.
+    """
+
+    def __init__(self, config: VideoLlama2Config):
+        super().__init__()
+        vision_hidden = config.vision_config.hidden_size
+        text_hidden = config.text_config.hidden_size
+        self.projector_type = config.projector_type
+        self.grid_size = config.vision_grid_size
+        if self.projector_type in MEAN_POOL_CONNECTORS:
+            depth = 2 if self.projector_type == "mlp2x_gelu" else 1
+            self.readout = VideoLlama2ProjectorMLP(vision_hidden, text_hidden, depth)
+            return
+        downsample = tuple(config.projector_downsample)
+        self.s1 = VideoLlama2RegStage(config.projector_depth, vision_hidden, text_hidden)
+        if self.projector_type == "stp_connector":
+            self.sampler = nn.AvgPool3d(downsample)
+        else:
+            padding = 1 if self.projector_type == "stc_connector" else 0
+            self.sampler = nn.Conv3d(text_hidden, text_hidden, downsample, stride=downsample, padding=padding)
+        self.sampler_act = nn.SiLU()
+        self.s2 = VideoLlama2RegStage(config.projector_depth, text_hidden, text_hidden)
+        self.readout = VideoLlama2ProjectorMLP(text_hidden, text_hidden, config.projector_mlp_depth)
+
+    def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
+        if self.projector_type in MEAN_POOL_CONNECTORS:
+            return self.readout(frame_features.mean(1))
+        batch_size, num_frames, num_patches, channels = frame_features.shape
+        grid = self.grid_size
+        if num_patches != grid * grid:
+            raise ValueError(
+                f"The connector expects {grid}x{grid}={grid * grid} patch features per frame, got {num_patches}. "
+                "Check `vision_feature_select_strategy` ('default' drops CLIP's CLS token)."
+            )
+        # (b, t, h*w, d) -> (b*t, d, h, w): a contiguous NCHW copy per frame, as the original rearranges.
+        hidden_states = frame_features.reshape(batch_size * num_frames, grid, grid, channels).permute(0, 3, 1, 2)
+        hidden_states = self.s1(hidden_states.contiguous())
+        # (b*t, d, h, w) -> (b, d, t, h, w) as a view, sampled over time and space.
+        hidden_states = hidden_states.unflatten(0, (batch_size, num_frames)).transpose(1, 2)
+        hidden_states = self.sampler_act(self.sampler(hidden_states))
+        new_frames = hidden_states.shape[2]
+        hidden_states = hidden_states.transpose(1, 2).flatten(0, 1).contiguous()
+        hidden_states = self.s2(hidden_states)
+        # (b*t', d, h', w') -> (b, t'*h'*w', d)
+        hidden_states = hidden_states.unflatten(0, (batch_size, new_frames)).permute(0, 1, 3, 4, 2)
+        hidden_states = hidden_states.reshape(batch_size, -1, hidden_states.shape[-1])
+        return self.readout(hidden_states)
+
+
+class VideoLlama2PreTrainedModel(PreTrainedModel):
+    config: VideoLlama2Config
+    base_model_prefix = "model"
+    input_modalities = ("image", "video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VideoLlama2MultiModalProjector"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
+
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _can_compile_fullgraph = False  # the connector's shapes depend on the number of frames
+    _supports_attention_backend = True
+
+
+class VideoLlama2Model(VideoLlama2PreTrainedModel):
+    """Vision tower, connector and language model without the LM head."""
+
+    def __init__(self, config: VideoLlama2Config):
+        super().__init__(config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.multi_modal_projector = VideoLlama2MultiModalProjector(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def _check_frames(self, pixel_values: torch.Tensor, leading_dims: int, name: str) -> None:
+        size = self.config.vision_config.image_size
+        layout = "(num_videos, frames, 3, H, W)" if leading_dims == 2 else "(num_images, 3, H, W)"
+        if pixel_values.ndim != leading_dims + 3 or tuple(pixel_values.shape[-3:]) != (3, size, size):
+            raise ValueError(
+                f"`{name}` must have shape {layout} with H = W = {size} for this vision tower, got "
+                f"{tuple(pixel_values.shape)}. Preprocess media with the model's processor."
+            )
+
+    def _patch_features(
+        self,
+        frames: torch.Tensor,
+        vision_feature_layer: int,
+        vision_feature_select_strategy: str,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
+        """Tower on (N, 3, S, S) frames -> selected hidden state, CLS dropped for the "default" strategy."""
+        vision_outputs = self.vision_tower(frames.to(self.vision_tower.dtype), return_dict=True, **kwargs)
+        patch_features = vision_outputs.hidden_states[vision_feature_layer]
+        if vision_feature_select_strategy == "default":
+            patch_features = patch_features[:, 1:]
+        return vision_outputs, patch_features
+
+    @merge_with_config_defaults
+    @can_return_tuple
+    @select_hidden_states("vision_feature_layer")
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor,
+        vision_feature_layer: int | None = None,
+        vision_feature_select_strategy: str | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Encode videos (num_videos, frames, 3, S, S); `pooler_output` is (num_videos, tokens, hidden)."""
+        self._check_frames(pixel_values_videos, 2, "pixel_values_videos")
+        num_videos, num_frames = pixel_values_videos.shape[:2]
+        vision_outputs, patch_features = self._patch_features(
+            pixel_values_videos.flatten(0, 1), vision_feature_layer, vision_feature_select_strategy, **kwargs
+        )
+        vision_outputs.pooler_output = self.multi_modal_projector(
+            patch_features.unflatten(0, (num_videos, num_frames))
+        )
+        return vision_outputs
+
+    @merge_with_config_defaults
+    @can_return_tuple
+    @select_hidden_states("vision_feature_layer")
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        vision_feature_layer: int | None = None,
+        vision_feature_select_strategy: str | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Encode images (num_images, 3, S, S) as clips of `config.num_frames` identical frames, as the original
+        does, so an image costs as many tokens as a video. The tower's output is the same for every copy, so it
+        runs once per image and only the connector sees the `num_frames` copies."""
+        self._check_frames(pixel_values, 1, "pixel_values")
+        vision_outputs, patch_features = self._patch_features(
+            pixel_values, vision_feature_layer, vision_feature_select_strategy, **kwargs
+        )
+        frame_features = patch_features.unsqueeze(1).expand(-1, self.config.num_frames, -1, -1)
+        vision_outputs.pooler_output = self.multi_modal_projector(frame_features)
+        return vision_outputs
+
+    def get_placeholder_mask(
+        self, input_ids: torch.LongTensor | None, token_id: int, features: torch.Tensor, modality: str
+    ) -> torch.BoolTensor:
+        """Positions of `modality` placeholders; their count must equal the number of feature rows."""
+        if input_ids is None:
+            raise ValueError(
+                f"Pass `input_ids` together with {modality} inputs: placeholders are found by their token id "
+                f"({token_id}), which may lie outside the embedding table."
+            )
+        mask = input_ids == token_id
+        num_tokens, num_features = int(mask.sum()), features.shape[0]
+        if num_tokens != num_features:
+            raise ValueError(
+                f"{modality.capitalize()} features and {modality} tokens do not match: the prompt holds {num_tokens} "
+                f"<{modality}> tokens but the {modality} inputs give {num_features} features. Write exactly one "
+                f"<{modality}> per {modality} and let the processor expand it (check truncation and `num_frames`)."
+            )
+        return mask
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        vision_feature_layer: int | None = None,
+        vision_feature_select_strategy: str | None = None,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | MultimodalBaseModelOutputWithPast:
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if (pixel_values is not None or pixel_values_videos is not None) and mm_encoder_outputs is not None:
+            raise ValueError("You cannot pass both raw pixels and `mm_encoder_outputs`.")
+
+        placeholder_ids = (self.config.image_token_id, self.config.video_token_id)
+        if inputs_embeds is None:
+            # Placeholder ids may sit past the vocabulary (the released LLMs have no spare rows): they are
+            # embedded as id 0 and overwritten by visual features below.
+            is_placeholder = (input_ids == placeholder_ids[0]) | (input_ids == placeholder_ids[1])
+            inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(is_placeholder, 0))
+
+        mm_encoder_outputs = dict(mm_encoder_outputs) if mm_encoder_outputs is not None else {}
+        if mm_encoder_outputs.get("image") is None and pixel_values is not None:
+            mm_encoder_outputs["image"] = self.get_image_features(
+                pixel_values=pixel_values,
+                vision_feature_layer=vision_feature_layer,
+                vision_feature_select_strategy=vision_feature_select_strategy,
+                return_dict=True,
+            )
+        if mm_encoder_outputs.get("video") is None and pixel_values_videos is not None:
+            mm_encoder_outputs["video"] = self.get_video_features(
+                pixel_values_videos=pixel_values_videos,
+                vision_feature_layer=vision_feature_layer,
+                vision_feature_select_strategy=vision_feature_select_strategy,
+                return_dict=True,
+            )
+        for modality, token_id in zip(("image", "video"), placeholder_ids):
+            if mm_encoder_outputs.get(modality) is None:
+                continue
+            features = torch.cat(list(mm_encoder_outputs[modality].pooler_output), dim=0)
+            features = features.to(inputs_embeds.device, inputs_embeds.dtype)
+            mask = self.get_placeholder_mask(input_ids, token_id, features, modality)
+            inputs_embeds = inputs_embeds.masked_scatter(mask.unsqueeze(-1).to(inputs_embeds.device), features)
+        if input_ids is not None and not mm_encoder_outputs:
+            stray = (input_ids == placeholder_ids[0]) | (input_ids == placeholder_ids[1])
+            if stray.any() and (cache is None or cache.get_seq_length() == 0):
+                raise ValueError(
+                    "The prompt holds <image>/<video> tokens but no `pixel_values`/`pixel_values_videos` were given."
+                )
+
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        return MultimodalBaseModelOutputWithPast(
+            **outputs, image_outputs=mm_encoder_outputs.get("image"), video_outputs=mm_encoder_outputs.get("video")
+        )
+
+
+class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, GenerationMixin):
+    """VideoLLaMA2 with its language-modelling head: answers questions about images and videos."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    _tp_plan = {"lm_head": "colwise_gather_output"}
+
+    def __init__(self, config: VideoLlama2Config):
+        super().__init__(config)
+        self.model = VideoLlama2Model(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def get_image_features(self, pixel_values: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]):
+        return self.model.get_image_features(pixel_values=pixel_values, **kwargs)
+
+    def get_video_features(self, pixel_values_videos: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]):
+        return self.model.get_video_features(pixel_values_videos=pixel_values_videos, **kwargs)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        vision_feature_layer: int | None = None,
+        vision_feature_select_strategy: str | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | MultimodalCausalLMOutputWithPast:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Next-token targets; -100 is ignored. Positions of `<image>`/`<video>` tokens never count in the loss
+            (as in the original), whatever `labels` holds there.
+        """
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            pixel_values_videos=pixel_values_videos,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            vision_feature_layer=vision_feature_layer,
+            vision_feature_select_strategy=vision_feature_select_strategy,
+            mm_encoder_outputs=mm_encoder_outputs,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)
+
+        loss = None
+        if labels is not None:
+            if input_ids is not None:
+                is_placeholder = (input_ids == self.config.image_token_id) | (input_ids == self.config.video_token_id)
+                labels = labels.masked_fill(is_placeholder.to(labels.device), -100)
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+
+        return MultimodalCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            image_outputs=outputs.image_outputs,
+            video_outputs=outputs.video_outputs,
+        )
+
+
+__all__ = ["VideoLlama2ForConditionalGeneration", "VideoLlama2Model", "VideoLlama2PreTrainedModel"]
