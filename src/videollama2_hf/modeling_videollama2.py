@@ -18,7 +18,7 @@ from transformers.utils import TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
-from .configuration_videollama2 import MEAN_POOL_CONNECTORS, VideoLlama2Config
+from .configuration_videollama2 import MEAN_POOL_CONNECTORS, VideoLlama2Config, num_visual_tokens
 
 
 logger = logging.get_logger(__name__)
@@ -137,11 +137,12 @@ class VideoLlama2MultiModalProjector(nn.Module):
         text_hidden = config.text_config.hidden_size
         self.projector_type = config.projector_type
         self.grid_size = config.vision_grid_size
+        self.downsample = tuple(config.projector_downsample)
         if self.projector_type in MEAN_POOL_CONNECTORS:
             depth = 2 if self.projector_type == "mlp2x_gelu" else 1
             self.readout = VideoLlama2ProjectorMLP(vision_hidden, text_hidden, depth)
             return
-        downsample = tuple(config.projector_downsample)
+        downsample = self.downsample
         self.s1 = VideoLlama2RegStage(config.projector_depth, vision_hidden, text_hidden)
         if self.projector_type == "stp_connector":
             self.sampler = nn.AvgPool3d(downsample)
@@ -162,6 +163,7 @@ class VideoLlama2MultiModalProjector(nn.Module):
                 f"The connector expects {grid}x{grid}={grid * grid} patch features per frame, got {num_patches}. "
                 "Check `vision_feature_select_strategy` ('default' drops CLIP's CLS token)."
             )
+        num_visual_tokens(self.projector_type, grid, num_frames, self.downsample)  # clear error for too few frames
         # (b, t, h*w, d) -> (b*t, d, h, w): a contiguous NCHW copy per frame, as the original rearranges.
         hidden_states = frame_features.reshape(batch_size * num_frames, grid, grid, channels).permute(0, 3, 1, 2)
         hidden_states = self.s1(hidden_states.contiguous())

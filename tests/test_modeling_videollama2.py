@@ -1,0 +1,314 @@
+"""Behaviour of the model on tiny random configs: shapes, the shared token formula, errors, generation, training."""
+
+import copy
+
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassError
+from transformers import AutoConfig, AutoModelForImageTextToText
+
+from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration, num_visual_tokens
+
+
+VOCAB = 96
+IMAGE_ID, VIDEO_ID = VOCAB, VOCAB + 1  # past the vocabulary, as for the released Mistral checkpoints
+PAD_ID = 0
+
+
+def tiny_config(projector_type="stc_connector", text="mistral", vision="clip_vision_model", num_frames=4, **kwargs):
+    text_config = {
+        "model_type": text,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": VOCAB,
+        "pad_token_id": PAD_ID,
+    }
+    if text == "mixtral":
+        text_config.update(num_local_experts=4, num_experts_per_tok=2)
+    vision_config = {
+        "model_type": vision,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 56,
+        "patch_size": 14,
+    }
+    return VideoLlama2Config(
+        text_config=text_config,
+        vision_config=vision_config,
+        projector_type=projector_type,
+        num_frames=num_frames,
+        image_token_id=IMAGE_ID,
+        video_token_id=VIDEO_ID,
+        vision_feature_select_strategy="full" if vision == "siglip_vision_model" else "default",
+        **kwargs,
+    )
+
+
+def build(config, seed=0):
+    torch.manual_seed(seed)
+    return VideoLlama2ForConditionalGeneration(config).eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build(tiny_config())
+
+
+def prompt(model, modality, text_before=(5, 6, 7), text_after=(8, 9), num_frames=None):
+    config = model.config
+    count = config.get_num_visual_tokens(num_frames)
+    token = VIDEO_ID if modality == "video" else IMAGE_ID
+    return [1, *text_before, *([token] * count), *text_after]
+
+
+def pixels(batch, frames=None, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, 3, 56, 56) if frames is None else (batch, frames, 3, 56, 56)
+    return torch.randn(shape, generator=generator)
+
+
+@pytest.mark.parametrize(
+    "projector_type,vision,frames",
+    [
+        ("stc_connector", "clip_vision_model", 4),
+        ("stc_connector", "clip_vision_model", 5),
+        ("stc_connector_v35", "siglip_vision_model", 4),
+        ("stc_connector_v35", "siglip_vision_model", 3),
+        ("stp_connector", "clip_vision_model", 4),
+        ("mlp2x_gelu", "clip_vision_model", 4),
+        ("linear", "siglip_vision_model", 2),
+    ],
+)
+def test_token_formula_matches_feature_shape(projector_type, vision, frames):
+    model = build(tiny_config(projector_type, vision=vision, num_frames=frames))
+    with torch.no_grad():
+        video = model.get_video_features(pixels(2, frames)).pooler_output
+        image = model.get_image_features(pixels(1)).pooler_output
+    expected = num_visual_tokens(projector_type, 4, frames)
+    assert expected == model.config.get_num_visual_tokens()
+    assert video.shape == (2, expected, 32)
+    assert image.shape == (1, expected, 32)
+
+
+def test_released_token_counts():
+    clip = VideoLlama2Config()
+    assert clip.get_num_visual_tokens(8) == 845
+    assert clip.get_num_visual_tokens(16) == 1521
+    siglip = VideoLlama2Config(
+        vision_config={"model_type": "siglip_vision_model", "image_size": 384, "patch_size": 14, "hidden_size": 1152},
+        text_config={"model_type": "qwen2"},
+        projector_type="stc_connector_v35",
+        vision_feature_select_strategy="full",
+        num_frames=16,
+    )
+    assert siglip.get_num_visual_tokens() == 1352
+
+
+def test_image_equals_video_of_repeated_frames(model):
+    image = pixels(1)
+    with torch.no_grad():
+        from_image = model.get_image_features(image).pooler_output
+        from_video = model.get_video_features(image[:, None].expand(-1, 4, -1, -1, -1)).pooler_output
+    torch.testing.assert_close(from_image, from_video, atol=1e-6, rtol=0)
+
+
+def test_config_round_trip_through_auto_config(tmp_path):
+    config = tiny_config("stc_connector_v35", text="qwen2", vision="siglip_vision_model", num_frames=16)
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, VideoLlama2Config)
+    assert loaded.to_diff_dict() == config.to_diff_dict()
+    assert loaded.get_num_visual_tokens() == config.get_num_visual_tokens()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"projector_type": "spatial_pool"}, "Unsupported projector_type"),
+        ({"text": "gpt2"}, "Unsupported language model"),
+        ({"vision": "vit"}, "Unsupported vision tower"),
+    ],
+)
+def test_config_rejects_unsupported_architectures(kwargs, message):
+    with pytest.raises((ValueError, StrictDataclassError), match=message):
+        tiny_config(**kwargs)
+
+
+def test_siglip_needs_full_strategy():
+    with pytest.raises(StrictDataclassError, match="SigLIP has no CLS"):
+        VideoLlama2Config(
+            vision_config={"model_type": "siglip_vision_model"}, vision_feature_select_strategy="default"
+        )
+
+
+def test_v35_rejects_single_frame_video():
+    model = build(tiny_config("stc_connector_v35", vision="siglip_vision_model", num_frames=2))
+    with pytest.raises(ValueError, match="needs at least 2 frames"):
+        model.config.get_num_visual_tokens(1)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        model.get_video_features(pixels(1, 1))
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (torch.zeros(1, 4, 3, 28, 28), r"H = W = 56"),
+        (torch.zeros(4, 3, 56, 56), r"\(num_videos, frames, 3, H, W\)"),
+        (torch.zeros(1, 4, 1, 56, 56), r"H = W = 56"),
+    ],
+)
+def test_wrong_pixel_shapes_raise_clear_errors(model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        model.get_video_features(bad)
+
+
+def test_placeholder_count_mismatch(model):
+    ids = torch.tensor([prompt(model, "video")[:-5]])  # truncated inside the visual run
+    with pytest.raises(ValueError, match="features and video tokens do not match"):
+        model(input_ids=ids, pixel_values_videos=pixels(1, 4))
+    ids = torch.tensor([prompt(model, "video")])
+    with pytest.raises(ValueError, match="do not match"):  # two videos for one placeholder run
+        model(input_ids=ids, pixel_values_videos=pixels(2, 4))
+    with pytest.raises(ValueError, match="no `pixel_values`"):
+        model(input_ids=ids)
+
+
+def test_forward_loss_and_logits_to_keep(model):
+    ids = torch.tensor([prompt(model, "video")])
+    with torch.no_grad():
+        full = model(input_ids=ids, pixel_values_videos=pixels(1, 4), labels=ids)
+        last = model(input_ids=ids, pixel_values_videos=pixels(1, 4), logits_to_keep=1)
+    assert full.logits.shape == (1, ids.shape[1], VOCAB)
+    torch.testing.assert_close(last.logits[:, -1], full.logits[:, -1])
+    # visual positions never count: the loss equals the text-only loss computed by hand
+    targets = ids.clone()
+    targets[(ids == VIDEO_ID)] = -100
+    expected = torch.nn.functional.cross_entropy(full.logits[0, :-1], targets[0, 1:], ignore_index=-100)
+    torch.testing.assert_close(full.loss, expected)
+
+
+def test_mm_encoder_outputs_equal_raw_pixels(model):
+    ids = torch.tensor([prompt(model, "video")])
+    video = pixels(1, 4)
+    with torch.no_grad():
+        raw = model(input_ids=ids, pixel_values_videos=video).logits
+        encoded = model.get_video_features(video)
+        reused = model(input_ids=ids, mm_encoder_outputs={"video": encoded}).logits
+    torch.testing.assert_close(raw, reused, atol=0, rtol=0)
+
+
+def left_padded_batch(model):
+    """Video row, image row and a text-only row, left-padded."""
+    rows = [prompt(model, "video"), prompt(model, "image", text_after=(10, 11, 12, 13)), [1, 20, 21, 22]]
+    width = max(map(len, rows))
+    ids = torch.tensor([[PAD_ID] * (width - len(row)) + row for row in rows])
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+    return {"input_ids": ids, "attention_mask": mask, "pixel_values_videos": pixels(1, 4), "pixel_values": pixels(1)}
+
+
+def single(model, row, **generate_kwargs):
+    batch = left_padded_batch(model)
+    keep = batch["attention_mask"][row].bool()
+    inputs = {"input_ids": batch["input_ids"][row : row + 1, keep], "attention_mask": None}
+    if row == 0:
+        inputs["pixel_values_videos"] = batch["pixel_values_videos"]
+    if row == 1:
+        inputs["pixel_values"] = batch["pixel_values"]
+    inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    with torch.no_grad():
+        return model.generate(**inputs, **generate_kwargs)[0, inputs["input_ids"].shape[1] :]
+
+
+def test_batched_left_padded_generation_mixes_video_image_and_text(model):
+    batch = left_padded_batch(model)
+    with torch.no_grad():
+        generated = model.generate(**batch, max_new_tokens=6, do_sample=False, pad_token_id=PAD_ID)
+    new = generated[:, batch["input_ids"].shape[1] :]
+    for row in range(3):
+        assert new[row].tolist() == single(model, row, max_new_tokens=6, do_sample=False).tolist()
+
+
+def test_kv_cache_equivalence(model):
+    batch = left_padded_batch(model)
+    with torch.no_grad():
+        cached = model.generate(**batch, max_new_tokens=5, do_sample=False, use_cache=True)
+        uncached = model.generate(**batch, max_new_tokens=5, do_sample=False, use_cache=False)
+    assert torch.equal(cached, uncached)
+
+
+def test_sampling_is_seeded(model):
+    batch = left_padded_batch(model)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        with torch.no_grad():
+            runs.append(model.generate(**batch, max_new_tokens=5, do_sample=True, top_k=0, temperature=1.5))
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_beam_search_with_num_return_sequences(model):
+    batch = left_padded_batch(model)
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=4, num_beams=3, num_return_sequences=2, do_sample=False)
+    assert out.shape[0] == 6
+    with torch.no_grad():
+        greedy_like = model.generate(**batch, max_new_tokens=4, num_beams=1, do_sample=False)
+    assert greedy_like.shape[0] == 3
+
+
+def test_eager_and_sdpa_agree():
+    config = tiny_config()
+    torch.manual_seed(0)
+    eager = VideoLlama2ForConditionalGeneration._from_config(copy.deepcopy(config), attn_implementation="eager")
+    sdpa = VideoLlama2ForConditionalGeneration._from_config(copy.deepcopy(config), attn_implementation="sdpa")
+    eager.eval(), sdpa.eval()
+    sdpa.load_state_dict(eager.state_dict())
+    assert eager.model.language_model.config._attn_implementation == "eager"
+    assert eager.model.vision_tower.config._attn_implementation == "eager"
+    assert sdpa.model.vision_tower.config._attn_implementation == "sdpa"
+    assert sdpa.model.language_model.config._attn_implementation == "sdpa"
+    batch = left_padded_batch(eager)
+    with torch.no_grad():
+        eager_logits, sdpa_logits = eager(**batch).logits, sdpa(**batch).logits
+    attended = batch["attention_mask"].bool()  # padded positions attend to nothing: undefined in both
+    torch.testing.assert_close(eager_logits[attended], sdpa_logits[attended], atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_checkpointing_training_step():
+    model = build(tiny_config()).train()
+    model.activation_checkpointing_enable()
+    batch = left_padded_batch(model)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    loss = model(**batch, labels=labels).loss
+    loss.backward()
+    projector_grad = model.model.multi_modal_projector.s1.b1.conv1.conv.weight.grad
+    assert torch.isfinite(loss) and projector_grad is not None and projector_grad.abs().sum() > 0
+    assert model.model.language_model.gradient_checkpointing
+
+
+def test_mixtral_and_qwen2_backbones_generate():
+    for text in ("mixtral", "qwen2", "llama"):
+        model = build(tiny_config(text=text))
+        ids = torch.tensor([prompt(model, "image")])
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, pixel_values=pixels(1), max_new_tokens=3, do_sample=False)
+        assert out.shape == (1, ids.shape[1] + 3)
+
+
+def test_save_and_reload_through_auto_class(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, VideoLlama2ForConditionalGeneration)
+    ids = torch.tensor([prompt(model, "video")])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded(input_ids=ids, pixel_values_videos=pixels(1, 4)).logits,
+            model(input_ids=ids, pixel_values_videos=pixels(1, 4)).logits,
+            atol=0,
+            rtol=0,
+        )
