@@ -1,0 +1,39 @@
+"""VideoLLaMA2 for transformers 5. Importing the package registers it with the Auto classes."""
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+    AutoProcessor,
+    CLIPImageProcessorPil,
+)
+
+from .configuration_videollama2 import VideoLlama2Config, num_visual_tokens
+from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model, VideoLlama2PreTrainedModel
+from .processing_videollama2 import VideoLlama2Processor
+
+
+AutoConfig.register(VideoLlama2Config.model_type, VideoLlama2Config, exist_ok=True)
+AutoModel.register(VideoLlama2Config, VideoLlama2Model, exist_ok=True)
+AutoModelForImageTextToText.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
+AutoModelForMultimodalLM.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
+AutoProcessor.register(VideoLlama2Config, VideoLlama2Processor, exist_ok=True)
+# The default tower is CLIP; converted checkpoints name their (CLIP or SigLIP) PIL image processor explicitly.
+AutoImageProcessor.register(VideoLlama2Config, image_processor_classes={"pil": CLIPImageProcessorPil}, exist_ok=True)
+try:  # transformers 5 removed AutoModelForVision2Seq; register where it still exists
+    from transformers import AutoModelForVision2Seq
+except ImportError:
+    AutoModelForVision2Seq = None
+else:
+    AutoModelForVision2Seq.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
+
+__all__ = [
+    "VideoLlama2Config",
+    "VideoLlama2ForConditionalGeneration",
+    "VideoLlama2Model",
+    "VideoLlama2PreTrainedModel",
+    "VideoLlama2Processor",
+    "num_visual_tokens",
+]
