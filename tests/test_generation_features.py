@@ -1,0 +1,230 @@
+"""Generation and training features on a tiny random VideoLLaMA2: streaming, static cache, LoRA, device_map, bf16.
+
+KV-cache equivalence, seeded sampling, beam search with `num_return_sequences`, left-padded mixed batches and
+gradient checkpointing are covered in test_modeling_videollama2.py.
+"""
+
+import threading
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import AutoModelForImageTextToText, TextIteratorStreamer, TextStreamer, TokenizersBackend
+
+from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration
+
+
+VOCAB = 96
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+IMAGE_ID, VIDEO_ID = VOCAB, VOCAB + 1  # past the vocabulary, as for the released Mistral checkpoints
+FRAMES = 4
+SIZE = 56
+
+
+def tiny_config(**kwargs) -> VideoLlama2Config:
+    return VideoLlama2Config(
+        text_config={
+            "model_type": "mistral",
+            "hidden_size": 32,
+            "intermediate_size": 48,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "vocab_size": VOCAB,
+            "pad_token_id": PAD_ID,
+            "bos_token_id": BOS_ID,
+            "eos_token_id": EOS_ID,
+        },
+        vision_config={
+            "model_type": "clip_vision_model",
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": SIZE,
+            "patch_size": 14,
+        },
+        num_frames=FRAMES,
+        image_token_id=IMAGE_ID,
+        video_token_id=VIDEO_ID,
+        **kwargs,
+    )
+
+
+def tiny_tokenizer() -> TokenizersBackend:
+    """Word-level tokenizer over the tiny vocabulary: id i <-> "w{i}"."""
+    vocab = {"<pad>": PAD_ID, "<s>": BOS_ID, "</s>": EOS_ID, **{f"w{i}": i for i in range(3, VOCAB)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return TokenizersBackend(tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return VideoLlama2ForConditionalGeneration(tiny_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(folder)
+    return folder
+
+
+def pixels(shape, seed=1):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def row(model, modality=None, text=(5, 6, 7)):
+    visual = []
+    if modality is not None:
+        visual = [VIDEO_ID if modality == "video" else IMAGE_ID] * model.config.get_num_visual_tokens()
+    return [BOS_ID, *visual, *text]
+
+
+def batch(model):
+    """A video row, an image row and a text-only row, left-padded."""
+    rows = [row(model, "video"), row(model, "image", (9, 10, 11, 12)), row(model, None, (20, 21))]
+    width = max(map(len, rows))
+    return {
+        "input_ids": torch.tensor([[PAD_ID] * (width - len(r)) + r for r in rows]),
+        "attention_mask": torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]),
+        "pixel_values_videos": pixels((1, FRAMES, 3, SIZE, SIZE)),
+        "pixel_values": pixels((1, 3, SIZE, SIZE), seed=2),
+    }
+
+
+def video_inputs(model):
+    return {
+        "input_ids": torch.tensor([row(model, "video")]),
+        "pixel_values_videos": pixels((1, FRAMES, 3, SIZE, SIZE)),
+    }
+
+
+GREEDY = {"do_sample": False, "max_new_tokens": 6, "pad_token_id": PAD_ID, "eos_token_id": None}
+
+
+def test_text_iterator_streamer_yields_the_generated_text(model):
+    tokenizer = tiny_tokenizer()
+    inputs = video_inputs(model)
+    with torch.no_grad():
+        expected = model.generate(**inputs, **GREEDY)[0, inputs["input_ids"].shape[1] :]
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    thread = threading.Thread(target=model.generate, kwargs={**inputs, **GREEDY, "streamer": streamer})
+    thread.start()
+    chunks = list(streamer)
+    thread.join()
+    assert len(chunks) >= 1
+    assert "".join(chunks).split() == tokenizer.decode(expected, skip_special_tokens=True).split()
+    assert "".join(chunks).split() == [f"w{i}" for i in expected.tolist() if i > EOS_ID]
+
+
+def test_text_streamer_prints_to_stdout(model, capsys):
+    tokenizer = tiny_tokenizer()
+    inputs = video_inputs(model)
+    with torch.no_grad():
+        out = model.generate(**inputs, **GREEDY, streamer=TextStreamer(tokenizer, skip_prompt=True))
+    printed = capsys.readouterr().out
+    assert printed.split() == tokenizer.decode(out[0, inputs["input_ids"].shape[1] :]).split()
+
+
+def test_static_cache_matches_dynamic_cache(model):
+    inputs = batch(model)
+    with torch.no_grad():
+        dynamic = model.generate(**inputs, **GREEDY)
+        static = model.generate(**inputs, **GREEDY, cache_implementation="static")
+    assert torch.equal(dynamic, static)
+
+
+def test_static_cache_with_beam_search(model):
+    inputs = video_inputs(model)
+    kwargs = {**GREEDY, "num_beams": 2, "num_return_sequences": 2}
+    with torch.no_grad():
+        dynamic = model.generate(**inputs, **kwargs)
+        static = model.generate(**inputs, **kwargs, cache_implementation="static")
+    assert dynamic.shape == (2, inputs["input_ids"].shape[1] + GREEDY["max_new_tokens"])
+    assert torch.equal(dynamic, static)
+
+
+def test_lora_on_the_language_model_trains_saves_and_reloads(saved, tmp_path):
+    peft = pytest.importorskip("peft")
+    model = AutoModelForImageTextToText.from_pretrained(saved, dtype=torch.float32)
+    lora = peft.LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=r".*language_model.*\.(q_proj|v_proj)",
+        lora_dropout=0.0,
+        init_lora_weights=False,
+    )
+    peft_model = peft.get_peft_model(model, lora)
+    trainable = [name for name, param in peft_model.named_parameters() if param.requires_grad]
+    assert trainable and all("language_model" in name and "lora_" in name for name in trainable)
+
+    inputs = batch(model)
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    peft_model.train()
+    optimizer = torch.optim.SGD([p for p in peft_model.parameters() if p.requires_grad], lr=0.1)
+    before = {name: param.detach().clone() for name, param in peft_model.named_parameters() if param.requires_grad}
+    loss = peft_model(**inputs, labels=labels).loss
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(before[n], p) for n, p in peft_model.named_parameters() if p.requires_grad)
+    assert model.model.vision_tower.embeddings.patch_embedding.weight.grad is None  # frozen
+
+    peft_model.eval()
+    with torch.no_grad():
+        expected = peft_model(**inputs).logits
+        generated = peft_model.generate(**inputs, **GREEDY)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+    base = AutoModelForImageTextToText.from_pretrained(saved, dtype=torch.float32)
+    reloaded = peft.PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).logits, expected, atol=1e-6, rtol=0)
+        assert torch.equal(reloaded.generate(**inputs, **GREEDY), generated)
+    merged = reloaded.merge_and_unload()
+    assert isinstance(merged, VideoLlama2ForConditionalGeneration)
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_device_map_auto_loads_and_generates(saved, model, tmp_path):
+    pytest.importorskip("accelerate")
+    reference_inputs = batch(model)
+    with torch.no_grad():
+        reference = model.generate(**reference_inputs, **GREEDY)
+
+    loaded = AutoModelForImageTextToText.from_pretrained(saved, device_map="auto", dtype=torch.float32)
+    assert isinstance(loaded, VideoLlama2ForConditionalGeneration)
+    inputs = {key: value.to(loaded.device) for key, value in reference_inputs.items()}
+    with torch.no_grad():
+        assert torch.equal(loaded.generate(**inputs, **GREEDY).cpu(), reference)
+
+    # too little memory: accelerate dispatches with hooks and offloads the rest to disk (never splitting the connector)
+    offloaded = AutoModelForImageTextToText.from_pretrained(
+        saved, device_map="auto", max_memory={"cpu": "250KB"}, offload_folder=tmp_path, dtype=torch.float32
+    )
+    placements = offloaded.hf_device_map
+    assert "disk" in placements.values()
+    assert not any(name.startswith("model.multi_modal_projector.") for name in placements)
+    with torch.no_grad():
+        assert torch.equal(offloaded.generate(**reference_inputs, **GREEDY), reference)
+
+
+def test_bfloat16_loading_and_generation(saved, model):
+    loaded = AutoModelForImageTextToText.from_pretrained(saved, dtype=torch.bfloat16)
+    dtypes = {param.dtype for param in loaded.parameters()}
+    assert dtypes == {torch.bfloat16}
+    inputs = batch(model)  # float32 pixels: the model casts them to the tower's dtype
+    with torch.no_grad():
+        out = loaded.generate(**inputs, **GREEDY)
+        logits = loaded(**inputs).logits
+    assert out.shape == (3, inputs["input_ids"].shape[1] + GREEDY["max_new_tokens"])
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+    with torch.no_grad():
+        fp32_logits = model(**inputs).logits
+    attended = inputs["attention_mask"].bool()
+    assert (logits.float()[attended] - fp32_logits[attended]).abs().max() < 0.1
