@@ -1,6 +1,7 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """VideoLLaMA2 processor: image/video processors + tokenizer; each `<image>`/`<video>` becomes its token run."""
 
+import importlib
 from pathlib import Path
 
 from transformers.processing_utils import MultiModalData, ProcessorMixin
@@ -97,12 +98,14 @@ class VideoLlama2Processor(ProcessorMixin):
         }
         is_siglip = config.vision_config.model_type == "siglip_vision_model"
         image_processor = (SiglipImageProcessorPil if is_siglip else CLIPImageProcessorPil)(**settings)
+        # Frames get exactly the image pipeline; settings the tower's processor leaves unset (SigLIP has no crop)
+        # must be switched off explicitly, not left to the video processor's CLIP defaults.
         video_settings = {
-            key: value
-            for key, value in image_processor.to_dict().items()
-            if key in ("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale")
-            or key in ("rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb")
+            key: getattr(image_processor, key, None)
+            for key in ("do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize")
+            + ("image_mean", "image_std", "do_convert_rgb", "crop_size")
         }
+        video_settings["do_center_crop"] = bool(getattr(image_processor, "do_center_crop", False))
         video_processor = VideoLlama2VideoProcessor(**video_settings, num_frames=config.num_frames)
         family = chat_template_family or config.text_config.model_type
         return cls(
@@ -114,6 +117,18 @@ class VideoLlama2Processor(ProcessorMixin):
             patch_size=config.vision_config.patch_size,
             projector_downsample=config.projector_downsample,
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Also reads a released checkpoint in the original layout (a config.json with `mm_vision_tower` and no
+        processor_config.json); `vision_tower=` then names the tower's folder or repo (see `original_checkpoint`)."""
+        try:  # imported by name so that remote-code copies of this file do not drag the loader along
+            original = importlib.import_module(".original_checkpoint", __package__)
+        except ImportError:
+            original = None
+        if original is not None and original.is_original_checkpoint(pretrained_model_name_or_path, **kwargs):
+            return original.original_processor(pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @property
     def image_num_frames(self) -> int:
