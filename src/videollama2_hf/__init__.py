@@ -12,6 +12,7 @@ from transformers import (
 
 from .configuration_videollama2 import VideoLlama2Config, num_visual_tokens
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model, VideoLlama2PreTrainedModel
+from .original_checkpoint import register_original_checkpoints
 from .processing_videollama2 import VideoLlama2Processor
 
 
@@ -22,6 +23,8 @@ AutoModelForMultimodalLM.register(VideoLlama2Config, VideoLlama2ForConditionalGe
 AutoProcessor.register(VideoLlama2Config, VideoLlama2Processor, exist_ok=True)
 # The default tower is CLIP; converted checkpoints name their (CLIP or SigLIP) PIL image processor explicitly.
 AutoImageProcessor.register(VideoLlama2Config, image_processor_classes={"pil": CLIPImageProcessorPil}, exist_ok=True)
+# Released DAMO-NLP-SG checkpoints (model_type videollama2_*, original tensor names) load without conversion.
+register_original_checkpoints()
 try:  # transformers 5 removed AutoModelForVision2Seq; register where it still exists
     from transformers import AutoModelForVision2Seq
 except ImportError:
