@@ -103,10 +103,150 @@ def _run_convert(args, parser) -> int:
     return 0
 
 
+_ASK_EXAMPLES = """examples:
+  videollama2-hf ask --video clip.mp4 "What happens in this video?"
+  videollama2-hf ask --model ./VideoLLaMA2-7B-16F-hf --image photo.jpg "Describe the image."
+  videollama2-hf ask --model ./VideoLLaMA2.1-7B-16F --video clip.mp4 --num-frames 16 --dtype float32 \\
+      --do-sample --temperature 0.7 --top-p 0.9 "What is the person doing?"
+
+--model takes a converted folder or repo, or a released DAMO-NLP-SG checkpoint (loaded directly, no conversion).
+Without network access, download the checkpoint first and pass its folder.
+"""
+
+
+def _add_ask_parser(subparsers) -> None:
+    from .inference import DEFAULT_MODEL, DTYPES
+
+    parser = subparsers.add_parser(
+        "ask",
+        help="answer a question about a video or an image, streaming the answer",
+        description="Answer a question about a video or an image with a VideoLLaMA2 checkpoint; the answer is "
+        "streamed to stdout as it is generated (greedy decoding unless --do-sample).",
+        epilog=_ASK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("question", help="the question to ask")
+    media = parser.add_mutually_exclusive_group(required=True)
+    media.add_argument("--video", metavar="PATH_OR_URL", help="video file (mp4, webm, gif, ...) or URL")
+    media.add_argument("--image", metavar="PATH_OR_URL", help="image file or URL")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="DIR_OR_REPO",
+        help=f"converted or released checkpoint, local folder or Hub repo id (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--num-frames", type=int, metavar="N", help="frames sampled from the video (default: the model's)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=512, metavar="N", help="answer length limit (default: 512)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="weights dtype (default: auto = the checkpoint's, e.g. bfloat16)",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: auto = cuda if available)"
+    )
+    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (with --do-sample)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (with --do-sample)")
+    parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.set_defaults(run=_run_ask)
+
+
+def _run_ask(args, parser) -> int:
+    if args.num_frames is not None and args.num_frames < 1:
+        parser.error("--num-frames must be positive")
+    if args.max_new_tokens < 1:
+        parser.error("--max-new-tokens must be positive")
+    if (args.temperature is not None or args.top_p is not None) and not args.do_sample:
+        parser.error("--temperature/--top-p need --do-sample")
+    from transformers import TextStreamer
+    from transformers.utils import logging as hf_logging
+
+    from .inference import ask, load_model_and_processor
+
+    hf_logging.set_verbosity_error()
+    if args.quiet:
+        hf_logging.disable_progress_bar()
+    if args.seed is not None:
+        from transformers import set_seed
+
+        set_seed(args.seed)
+    model, processor = load_model_and_processor(args.model, dtype=args.dtype, device=args.device)
+    streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    ask(
+        model,
+        processor,
+        args.question,
+        video=args.video,
+        image=args.image,
+        num_frames=args.num_frames,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        streamer=streamer,
+    )
+    return 0
+
+
+def _add_info_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "info",
+        help="describe a checkpoint folder (architecture, tokens per video, parameters per component, dtype)",
+        description="Describe a VideoLLaMA2 checkpoint folder, converted or in the original layout, from its "
+        "config.json and weight-file headers (nothing is loaded, so it is instant even for 72B).",
+        epilog="examples:\n"
+        "  videollama2-hf info ./VideoLLaMA2-7B-16F-hf\n"
+        "  videollama2-hf info ./VideoLLaMA2-7B --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("folder", metavar="DIR", help="checkpoint folder")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=_run_info)
+
+
+def _run_info(args, parser) -> int:
+    import dataclasses
+
+    from .inference import describe_checkpoint, format_checkpoint_info
+
+    info = describe_checkpoint(args.folder)
+    print(json.dumps(dataclasses.asdict(info), indent=2) if args.json else format_checkpoint_info(info))
+    return 0
+
+
+_EPILOG = """commands:
+  convert   convert a released checkpoint to the transformers layout (and push it to the Hub)
+  ask       answer a question about a video or an image
+  info      describe a checkpoint folder
+
+examples:
+  videollama2-hf convert DAMO-NLP-SG/VideoLLaMA2-7B-16F ./VideoLLaMA2-7B-16F-hf --verify
+  videollama2-hf ask --model ./VideoLLaMA2-7B-16F-hf --video clip.mp4 "What happens?"
+  videollama2-hf info ./VideoLLaMA2-7B-16F-hf
+
+exit codes: 0 success, 1 runtime error (missing file or model, bad checkpoint, ...), 2 usage error,
+130 interrupted. `videollama2-hf COMMAND --help` describes each command.
+"""
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="videollama2-hf", description="VideoLLaMA2 for transformers 5")
+    parser = argparse.ArgumentParser(
+        prog="videollama2-hf",
+        description="VideoLLaMA2 for transformers 5",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_convert_parser(subparsers)
+    _add_ask_parser(subparsers)
+    _add_info_parser(subparsers)
     return parser
 
 
