@@ -1,0 +1,123 @@
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""Visual question answering on images and videos with a generative VideoLLaMA2 model.
+
+transformers 5 removed the `visual-question-answering` task name; a model repository can still provide it as a
+custom pipeline. `add_vqa_pipeline_to_folder(folder)` copies this file into a converted checkpoint folder and
+declares it in `config.json["custom_pipelines"]`, after which
+
+    pipeline("visual-question-answering", model=folder, trust_remote_code=True)(video="clip.mp4", question="...")
+
+returns `[{"answer": "..."}]`. With the package installed, no remote code is needed:
+
+    pipeline("image-text-to-text", model=folder, pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline)
+
+This module imports only from transformers and the standard library, so it can ship as remote code.
+"""
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from transformers.pipelines.image_text_to_text import ImageTextToTextPipeline
+
+
+VQA_TASK = "visual-question-answering"
+VQA_PIPELINE_ENTRY = {
+    "impl": f"{Path(__file__).stem}.VideoLlama2VisualQuestionAnsweringPipeline",
+    "pt": ["AutoModelForImageTextToText"],
+    "type": "multimodal",
+}
+
+
+class VideoLlama2VisualQuestionAnsweringPipeline(ImageTextToTextPipeline):
+    """Answers a question about an image or a video: `pipe(image=..., question=...)`, `pipe(video=..., question=...)`.
+
+    `image` is a path, URL or PIL image; `video` a path or URL, a decoded array `(frames, height, width, 3)`, or a
+    list of frames. Lists of media (with one question, or one question each) are answered as a batch, as are lists of
+    `{"image"|"video": ..., "question": ...}` dicts. Other keywords go to the image-text-to-text pipeline:
+    `max_new_tokens=`, `generate_kwargs={...}`, `processor_kwargs={"num_frames": 16}`.
+
+    Returns `[{"answer": str}]` for one question and a list of those for a batch (the output of the removed
+    transformers VQA pipeline, with one generated answer instead of scored labels).
+    """
+
+    def __call__(self, image=None, question: str | list[str] | None = None, video=None, **kwargs: Any):
+        inputs = kwargs.pop("inputs", None)
+        if isinstance(image, dict) or (isinstance(image, list) and image and isinstance(image[0], dict)):
+            inputs, image = image, None
+        if inputs is not None:
+            single = isinstance(inputs, dict)
+            items = [inputs] if single else list(inputs)
+            requests = [self._request(item.get("image"), item.get("video"), item.get("question")) for item in items]
+        else:
+            requests, single = self._requests(image, video, question)
+        chats = [[{"role": "user", "content": [media, {"type": "text", "text": text}]}] for media, text in requests]
+        kwargs.setdefault("return_full_text", False)
+        outputs = super().__call__(text=chats, **kwargs)
+        answers = [[{"answer": self._answer(output)} for output in per_chat] for per_chat in outputs]
+        return answers[0] if single else answers
+
+    @staticmethod
+    def _request(image, video, question) -> tuple[dict, str]:
+        if (image is None) == (video is None):
+            raise ValueError("Give exactly one of `image` and `video` with each question.")
+        if not isinstance(question, str):
+            raise ValueError(f"`question` must be a string, got {type(question).__name__}.")
+        media = {"type": "image", "image": image} if video is None else {"type": "video", "video": video}
+        return media, question
+
+    def _requests(self, image, video, question) -> tuple[list[tuple[dict, str]], bool]:
+        media = image if video is None else video
+        batched_media = isinstance(media, (list, tuple)) and not self._is_frame_list(media, video is not None)
+        batched_questions = isinstance(question, (list, tuple))
+        if not batched_media and not batched_questions:
+            return [self._request(image, video, question)], True
+        media_list = list(media) if batched_media else None
+        questions = list(question) if batched_questions else None
+        if media_list is None:
+            media_list = [media] * len(questions)
+        if questions is None:
+            questions = [question] * len(media_list)
+        if len(media_list) != len(questions):
+            raise ValueError(f"Got {len(media_list)} images/videos but {len(questions)} questions.")
+        pairs = zip(media_list, questions)
+        if video is None:
+            return [self._request(item, None, text) for item, text in pairs], False
+        return [self._request(None, item, text) for item, text in pairs], False
+
+    @staticmethod
+    def _is_frame_list(media, is_video: bool) -> bool:
+        """A video given as a list of frames (images or arrays) rather than a batch of videos."""
+        if not is_video or not media:
+            return False
+        first = media[0]
+        return not isinstance(first, (str, list, tuple)) and getattr(first, "ndim", 3) == 3
+
+    @staticmethod
+    def _answer(output: dict) -> str:
+        text = output.get("generated_text", "")
+        if isinstance(text, list):  # a chat (return_full_text=True): the new assistant message
+            content = text[-1]["content"]
+            text = content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+        return text.strip()
+
+
+def add_vqa_pipeline_to_folder(folder) -> Path:
+    """Ship the VQA pipeline with a checkpoint folder: copy this file into it and declare it in
+    `config.json["custom_pipelines"]`, so that `pipeline("visual-question-answering", model=folder,
+    trust_remote_code=True)` works (also after uploading the folder to the Hub). Idempotent; returns the copied file.
+    """
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{folder} has no config.json; save the model there first.")
+    target = folder / Path(__file__).name
+    shutil.copyfile(__file__, target)
+    config = json.loads(config_path.read_text())
+    config.setdefault("custom_pipelines", {})[VQA_TASK] = dict(VQA_PIPELINE_ENTRY)
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    return target
+
+
+__all__ = ["VideoLlama2VisualQuestionAnsweringPipeline", "add_vqa_pipeline_to_folder"]
