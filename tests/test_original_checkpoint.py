@@ -1,0 +1,195 @@
+"""Released (original-layout) checkpoints load directly through the Auto classes and match the original's outputs.
+
+Every fixture variant is loaded with `AutoModelForImageTextToText.from_pretrained(original_dir)` and
+`AutoProcessor.from_pretrained(original_dir)` (no conversion step); its logits on the fixture's inputs equal the
+reference tensors produced by the original implementation, and `save_pretrained` writes the transformers layout.
+"""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
+from videollama2_test_utils import expanded_ids, original_folder
+
+from videollama2_hf import (
+    VideoLlama2Config,
+    VideoLlama2ForConditionalGeneration,
+    VideoLlama2Model,
+    VideoLlama2Processor,
+)
+from videollama2_hf.convert_videollama2_weights_to_hf import convert_config
+from videollama2_hf.original_checkpoint import is_original_checkpoint, resolve_vision_tower
+from videollama2_hf.processing_videollama2 import load_original_tokenizer
+
+
+VARIANTS = [
+    "mistral_stc_f8",
+    "mistral_stc_f16",
+    "mixtral_stc",
+    "mistral_mlp2x_gelu",
+    "mistral_stp",
+    "qwen2_siglip_stcv35_f16",
+]
+
+
+class Loaded:
+    """One variant loaded directly from its original layout, with the original's reference outputs."""
+
+    def __init__(self, fixtures_dir, name):
+        self.name = name
+        self.dir = fixtures_dir / name
+        self.checkpoint = self.dir / "original_checkpoint"
+        self.tower = self.dir / "vision_tower"
+        self.reference = load_file(self.dir / "reference.safetensors")
+        self.meta = json.loads((self.dir / "reference.json").read_text())
+        self.model, self.loading_info = AutoModelForImageTextToText.from_pretrained(
+            self.checkpoint, vision_tower=self.tower, dtype=torch.float32, output_loading_info=True
+        )
+        self.model.eval()
+        self.processor = AutoProcessor.from_pretrained(self.checkpoint, vision_tower=self.tower)
+        frames = load_file(fixtures_dir / "inputs" / f"frames_f{self.model.config.num_frames}.safetensors")
+        self.frames = frames["frames_uint8"]
+
+    def ids(self, case):
+        token_id = self.model.config.video_token_id if case == "video" else self.model.config.image_token_id
+        return expanded_ids(self.meta["cases"][case], case, token_id)
+
+    def pixels(self, case):
+        if case == "video":
+            return {"pixel_values_videos": self.reference["video.pixel_values"][None]}
+        return {"pixel_values": self.reference["image.pixel_values"]}
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def loaded(request, fixtures_dir):
+    return Loaded(fixtures_dir, request.param)
+
+
+def assert_logits_close(actual, expected, what):
+    tolerance = 1e-4 * max(1.0, expected.abs().max().item())
+    difference = (actual - expected).abs().max().item()
+    assert difference <= tolerance, f"{what}: {difference:.3g} > {tolerance:.3g}"
+
+
+def test_auto_classes_give_our_classes(loaded):
+    assert type(loaded.model) is VideoLlama2ForConditionalGeneration
+    assert type(loaded.model.config) is VideoLlama2Config
+    assert type(loaded.processor) is VideoLlama2Processor
+    assert not any(loaded.loading_info.values()), loaded.loading_info
+
+
+def test_config_is_the_converter_translation(loaded):
+    original = json.loads((loaded.checkpoint / "config.json").read_text())
+    tower = json.loads((loaded.tower / "config.json").read_text())
+    tokenizer = load_original_tokenizer(loaded.checkpoint)
+    expected = VideoLlama2Config(
+        **convert_config(original, tower, tokenizer.image_token_id, tokenizer.video_token_id)
+    ).to_dict()
+    actual = AutoConfig.from_pretrained(loaded.checkpoint, vision_tower=loaded.tower).to_dict()
+    assert actual.pop("dtype") == "bfloat16"  # the original's torch_dtype, as a converted copy records it
+    expected.pop("dtype", None)
+    for ignored in ("_name_or_path", "transformers_version"):
+        actual.pop(ignored, None), expected.pop(ignored, None)
+    assert actual == expected
+
+
+@pytest.mark.parametrize("case", ["video", "image"])
+def test_logits_match_the_original(loaded, case):
+    ref = loaded.reference
+    ids = torch.tensor([loaded.ids(case)])
+    with torch.no_grad():
+        outputs = loaded.model(input_ids=ids, labels=ids, **loaded.pixels(case))
+    logits = outputs.logits
+    assert_logits_close(logits[:, -1], ref[f"{case}.logits_last"], "last logits")
+    assert_logits_close(logits.logsumexp(-1), ref[f"{case}.logits_lse"], "logsumexp")
+    assert_logits_close(logits[..., ref[f"{case}.logits_sel_ids"]], ref[f"{case}.logits_sel"], "selected logits")
+    assert torch.equal(logits.argmax(-1), ref[f"{case}.logits_argmax"])
+    assert_logits_close(outputs.loss, ref[f"{case}.loss"], "loss")
+
+
+def test_processor_matches_the_original(loaded, media_dir):
+    from PIL import Image
+
+    cases = loaded.meta["cases"]
+    image = loaded.processor(  # the prompts hold the template's BOS already
+        text=cases["image"]["prompt"],
+        images=[Image.open(media_dir / cases["image"]["media_file"])],
+        add_special_tokens=False,
+    )
+    assert image["input_ids"][0].tolist() == loaded.ids("image")
+    torch.testing.assert_close(image["pixel_values"], loaded.reference["image.pixel_values"], atol=1e-6, rtol=0)
+    # the decoded frames at the original's sampled indices, given as an array
+    video = loaded.processor(text=cases["video"]["prompt"], videos=[loaded.frames.numpy()], add_special_tokens=False)
+    assert video["input_ids"][0].tolist() == loaded.ids("video")
+    torch.testing.assert_close(
+        video["pixel_values_videos"][0], loaded.reference["video.pixel_values"], atol=1e-6, rtol=0
+    )
+
+
+def test_save_pretrained_writes_the_transformers_layout(loaded, tmp_path):
+    loaded.model.save_pretrained(tmp_path)
+    loaded.processor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "videollama2" and "mm_vision_tower" not in config
+    names = set()
+    for shard in tmp_path.glob("*.safetensors"):
+        with safe_open(shard, "pt") as handle:
+            names.update(handle.keys())
+    assert names and all(
+        name.startswith(("model.language_model.", "model.vision_tower.", "lm_head."))
+        or name.startswith("model.multi_modal_projector.")
+        for name in names
+    )
+    assert not is_original_checkpoint(tmp_path)
+
+    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    processor = AutoProcessor.from_pretrained(tmp_path)
+    assert reloaded.dtype == torch.float32  # saved as loaded
+    ids = torch.tensor([loaded.ids("video")])
+    with torch.no_grad():
+        expected = loaded.model(input_ids=ids, **loaded.pixels("video")).logits
+        assert torch.equal(reloaded(input_ids=ids, **loaded.pixels("video")).logits, expected)
+    prompt = loaded.meta["cases"]["video"]["prompt"]
+    frames = [loaded.frames.numpy()]
+    torch.testing.assert_close(
+        processor(text=prompt, videos=frames)["input_ids"], loaded.processor(text=prompt, videos=frames)["input_ids"]
+    )
+
+
+def test_base_model_loads_from_the_original_layout(fixtures_dir):
+    variant = fixtures_dir / "mixtral_stc"
+    model, info = AutoModel.from_pretrained(
+        variant / "original_checkpoint", vision_tower=variant / "vision_tower", output_loading_info=True
+    )
+    assert type(model) is VideoLlama2Model
+    assert not info["missing_keys"] and not info["mismatched_keys"]
+    assert info["unexpected_keys"] == {"lm_head.weight"}  # as for any base model loaded from a *ForCausalLM repo
+
+
+def test_vision_tower_subfolder_needs_no_argument(fixtures_dir, tmp_path):
+    folder = original_folder(fixtures_dir, "qwen2_siglip_stcv35_f16", tmp_path / "checkpoint")
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    assert model.dtype == torch.bfloat16  # the original's torch_dtype, like a converted copy
+    assert model.config.vision_config.image_size == 56
+    assert processor.image_processor.size == {"height": 56, "width": 56}
+
+
+def test_released_towers_come_from_the_presets(fixtures_dir):
+    for variant, size, tower in [("mistral_stc_f8", 336, "clip"), ("qwen2_siglip_stcv35_f16", 384, "siglip")]:
+        checkpoint = fixtures_dir / variant / "original_checkpoint"
+        config = AutoConfig.from_pretrained(checkpoint)  # the fixture names the real tower: its full-size config
+        assert config.vision_config.model_type == f"{tower}_vision_model"
+        assert config.vision_config.image_size == size
+        processor = VideoLlama2Processor.from_pretrained(checkpoint)
+        assert processor._get_num_multimodal_tokens(video_sizes=[(360, 640)])["num_video_tokens"] == [
+            config.get_num_visual_tokens()
+        ]
+
+
+def test_unknown_vision_tower_error_says_how_to_fix_it():
+    with pytest.raises(ValueError, match="vision_tower="):
+        resolve_vision_tower({"mm_vision_tower": "nobody/no-such-tower"}, local_files_only=True)
