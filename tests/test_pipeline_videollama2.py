@@ -140,7 +140,8 @@ def test_vqa_pipeline_batches(vqa, media):
     pairs = vqa(video=media["video_array"], question=[QUESTION, QUESTION], generate_kwargs=GREEDY)
     assert len(pairs) == 2 and pairs[0] == pairs[1]
     dicts = vqa(
-        [{"image": media["image_path"], "question": QUESTION}, {"video": media["video_frames"], "question": "Hi?"}]
+        [{"image": media["image_path"], "question": QUESTION}, {"video": media["video_frames"], "question": "Hi?"}],
+        generate_kwargs=GREEDY,
     )
     assert len(dicts) == 2 and all(len(answer) == 1 and "answer" in answer[0] for answer in dicts)
     with pytest.raises(ValueError, match="exactly one of `image` and `video`"):
