@@ -1,0 +1,220 @@
+"""VideoLLaMA2 through every Auto class: with the package imported, and as Hub-style remote code in a process that
+cannot import the package (`trust_remote_code=True`)."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+    AutoProcessor,
+    AutoVideoProcessor,
+)
+from videollama2_test_utils import expanded_ids, reference_case
+
+import videollama2_hf
+from videollama2_hf import (
+    VideoLlama2Config,
+    VideoLlama2ForConditionalGeneration,
+    VideoLlama2Model,
+    VideoLlama2Processor,
+)
+from videollama2_hf.pipeline_videollama2 import add_vqa_pipeline_to_folder
+
+
+VARIANT = "qwen2_siglip_stcv35_f16"  # SigLIP tower + ChatML template: the least default path
+
+
+@contextlib.contextmanager
+def registered_for_auto_classes(registrations: dict):
+    """`register_for_auto_class` for one save, then restored (the registration is process-global)."""
+    missing = object()
+    previous = {cls: cls.__dict__.get("_auto_class", missing) for cls in registrations}
+    for cls, auto_class in registrations.items():
+        cls.register_for_auto_class(auto_class)
+    try:
+        yield
+    finally:
+        for cls, value in previous.items():
+            if value is missing:
+                del cls._auto_class
+            else:
+                cls._auto_class = value
+
+
+@pytest.fixture(scope="module")
+def source(fixtures_dir):
+    variant = fixtures_dir / VARIANT
+    model = AutoModelForImageTextToText.from_pretrained(
+        variant / "original_checkpoint", vision_tower=variant / "vision_tower", dtype=torch.float32
+    ).eval()
+    processor = AutoProcessor.from_pretrained(variant / "original_checkpoint", vision_tower=variant / "vision_tower")
+    return model, processor
+
+
+@pytest.fixture(scope="module")
+def hub_folder(source, tmp_path_factory):
+    """A Hub-style folder: HF-layout weights, processor, remote code (auto_map) and the VQA custom pipeline."""
+    model, processor = source
+    folder = tmp_path_factory.mktemp("hub") / "videollama2-tiny"
+    video_processor_class = type(processor.video_processor)
+    with registered_for_auto_classes(
+        {
+            VideoLlama2Config: "AutoConfig",
+            VideoLlama2ForConditionalGeneration: "AutoModelForImageTextToText",
+            VideoLlama2Processor: "AutoProcessor",
+            video_processor_class: "AutoVideoProcessor",
+        }
+    ):
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"]["AutoModel"] = "modeling_videollama2.VideoLlama2Model"  # as the converter declares it
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    add_vqa_pipeline_to_folder(folder)
+    return folder
+
+
+def test_registered_on_import():
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    assert CONFIG_MAPPING["videollama2"] is VideoLlama2Config
+    for original_type in ("videollama2_mistral", "videollama2_mixtral", "videollama2_qwen2", "videollama2_llama"):
+        assert original_type in CONFIG_MAPPING
+    try:
+        from transformers import AutoModelForVision2Seq
+    except ImportError:  # removed in transformers 5: the package says so instead of failing
+        assert videollama2_hf.AutoModelForVision2Seq is None
+    else:
+        assert AutoModelForVision2Seq.from_config  # registered when it exists
+
+
+def test_folder_layout(hub_folder):
+    names = {path.name for path in hub_folder.iterdir()}
+    for required in (
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "processor_config.json",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "configuration_videollama2.py",
+        "modeling_videollama2.py",
+        "processing_videollama2.py",
+        "video_processing_videollama2.py",
+        "pipeline_videollama2.py",
+    ):
+        assert required in names, required
+    assert "original_checkpoint.py" not in names  # the original-layout loader stays in the package
+    config = json.loads((hub_folder / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_videollama2.VideoLlama2Config",
+        "AutoModel": "modeling_videollama2.VideoLlama2Model",
+        "AutoModelForImageTextToText": "modeling_videollama2.VideoLlama2ForConditionalGeneration",
+    }
+
+
+def test_every_auto_class_with_the_package(hub_folder, source):
+    model, processor = source
+    assert type(AutoConfig.from_pretrained(hub_folder)) is VideoLlama2Config
+    assert type(AutoModel.from_pretrained(hub_folder)) is VideoLlama2Model
+    for auto_class in (AutoModelForImageTextToText, AutoModelForMultimodalLM):
+        assert type(auto_class.from_pretrained(hub_folder)) is VideoLlama2ForConditionalGeneration
+    loaded = AutoProcessor.from_pretrained(hub_folder)
+    assert type(loaded) is VideoLlama2Processor
+    # standalone, transformers picks the torchvision backend when available; the PIL one is the original's
+    assert type(AutoImageProcessor.from_pretrained(hub_folder, backend="pil")) is type(processor.image_processor)
+    assert type(AutoImageProcessor.from_pretrained(hub_folder)).__name__.startswith("SiglipImageProcessor")
+    assert type(AutoVideoProcessor.from_pretrained(hub_folder)) is type(processor.video_processor)
+    assert loaded.chat_template == processor.chat_template
+
+
+def _inputs(fixtures_dir, config):
+    case = reference_case(fixtures_dir, VARIANT, "video")
+    ids = torch.tensor([expanded_ids(case, "video", config.video_token_id)])
+    pixels = torch.randn(1, config.num_frames, 3, 56, 56, generator=torch.Generator().manual_seed(0))
+    return ids, pixels
+
+
+REMOTE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    sys.modules["videollama2_hf"] = None  # this process cannot import the package
+    import torch
+    from transformers import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageTextToText,
+                              AutoProcessor, AutoVideoProcessor, pipeline)
+
+    folder, inputs_path, image = sys.argv[1:4]
+    report = {}
+    try:
+        AutoConfig.from_pretrained(folder)
+    except ValueError as error:
+        report["without_trust"] = "trust_remote_code" in str(error)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    report["config"] = type(config).__module__ + "." + type(config).__name__
+    base = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    report["base"] = type(base).__name__
+    model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True).eval()
+    report["model"] = type(model).__module__ + "." + type(model).__name__
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    report["processor"] = type(processor).__name__
+    image_processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True, backend="pil")
+    report["image_processor"] = type(image_processor).__name__
+    report["video_processor"] = type(AutoVideoProcessor.from_pretrained(folder, trust_remote_code=True)).__name__
+    inputs = torch.load(inputs_path)
+    with torch.no_grad():
+        logits = model(input_ids=inputs["ids"], pixel_values_videos=inputs["pixels"]).logits
+    torch.save(logits, inputs_path + ".logits")
+    messages = [{"role": "user", "content": [{"type": "image", "path": image}, {"type": "text", "text": "What?"}]}]
+    greedy = {"do_sample": False, "max_new_tokens": 3, "min_new_tokens": 3}
+    chat = pipeline("image-text-to-text", model=folder, trust_remote_code=True)
+    report["chat"] = chat(text=messages, generate_kwargs=greedy, return_full_text=False)[0]["generated_text"]
+    vqa = pipeline("visual-question-answering", model=folder, trust_remote_code=True)
+    report["vqa_class"] = type(vqa).__name__
+    report["vqa"] = vqa(image=image, question="What?", generate_kwargs=greedy)
+    print("REPORT " + json.dumps(report))
+    """
+)
+
+
+def test_remote_code_without_the_package(hub_folder, source, fixtures_dir, media_dir, tmp_path):
+    model, _ = source
+    ids, pixels = _inputs(fixtures_dir, model.config)
+    inputs_path = tmp_path / "inputs.pt"
+    torch.save({"ids": ids, "pixels": pixels}, inputs_path)
+    image = str(media_dir / "extreme_ironing.jpg")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_SCRIPT, str(hub_folder), str(inputs_path), image],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = [line for line in result.stdout.splitlines() if "REPORT " in line]  # after the [y/N] prompt's text
+    assert lines, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(lines[-1].split("REPORT ", 1)[1])
+    assert report["without_trust"] is True
+    assert report["config"].startswith("transformers_modules.") and report["config"].endswith(".VideoLlama2Config")
+    assert report["model"].endswith(".VideoLlama2ForConditionalGeneration")
+    assert report["model"].startswith("transformers_modules.")
+    assert report["base"] == "VideoLlama2Model"
+    assert report["processor"] == "VideoLlama2Processor"
+    assert report["image_processor"] == "SiglipImageProcessorPil"
+    assert report["video_processor"] == "VideoLlama2VideoProcessor"
+    assert report["vqa_class"] == "VideoLlama2VisualQuestionAnsweringPipeline"
+    assert report["vqa"] == [{"answer": report["chat"].strip()}]
+    with torch.no_grad():
+        expected = model(input_ids=ids, pixel_values_videos=pixels).logits
+    assert torch.equal(torch.load(str(inputs_path) + ".logits"), expected)
