@@ -193,3 +193,39 @@ def test_released_towers_come_from_the_presets(fixtures_dir):
 def test_unknown_vision_tower_error_says_how_to_fix_it():
     with pytest.raises(ValueError, match="vision_tower="):
         resolve_vision_tower({"mm_vision_tower": "nobody/no-such-tower"}, local_files_only=True)
+
+
+@pytest.mark.parametrize("variant", ["mixtral_stc", "qwen2_siglip_stcv35_f16"])
+def test_direct_loading_equals_the_converted_copy(fixtures_dir, tmp_path, variant):
+    from videollama2_hf.convert_videollama2_weights_to_hf import convert_videollama2_checkpoint
+
+    source = fixtures_dir / variant
+    converted = tmp_path / "converted"
+    convert_videollama2_checkpoint(
+        source / "original_checkpoint", converted, vision_tower=source / "vision_tower", progress=False
+    )
+    direct = AutoModelForImageTextToText.from_pretrained(
+        source / "original_checkpoint", vision_tower=source / "vision_tower"
+    ).eval()
+    copy = AutoModelForImageTextToText.from_pretrained(converted).eval()
+    assert direct.dtype == copy.dtype == torch.bfloat16
+    ignored = {"architectures": None, "auto_map": None, "_name_or_path": None}
+    assert direct.config.to_diff_dict() | ignored == copy.config.to_diff_dict() | ignored
+    direct_state, copy_state = direct.state_dict(), copy.state_dict()
+    assert direct_state.keys() == copy_state.keys()
+    assert all(torch.equal(direct_state[name], copy_state[name]) for name in direct_state)
+
+    direct_processor = AutoProcessor.from_pretrained(
+        source / "original_checkpoint", vision_tower=source / "vision_tower"
+    )
+    copy_processor = AutoProcessor.from_pretrained(converted)
+    assert direct_processor.chat_template == copy_processor.chat_template
+    frames = load_file(fixtures_dir / "inputs" / f"frames_f{direct.config.num_frames}.safetensors")["frames_uint8"]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "<video>\nWhat?"}]}]
+    prompt = direct_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = direct_processor(text=prompt, videos=[frames.numpy()], add_special_tokens=False)
+    again = copy_processor(text=prompt, videos=[frames.numpy()], add_special_tokens=False)
+    assert torch.equal(inputs["input_ids"], again["input_ids"])
+    assert torch.equal(inputs["pixel_values_videos"], again["pixel_values_videos"])
+    with torch.no_grad():
+        assert torch.equal(direct(**inputs).logits, copy(**inputs).logits)
