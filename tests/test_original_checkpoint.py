@@ -229,3 +229,29 @@ def test_direct_loading_equals_the_converted_copy(fixtures_dir, tmp_path, varian
     assert torch.equal(inputs["pixel_values_videos"], again["pixel_values_videos"])
     with torch.no_grad():
         assert torch.equal(direct(**inputs).logits, copy(**inputs).logits)
+
+
+def test_release_whose_config_says_a_text_model_type(fixtures_dir, tmp_path):
+    """VideoLLaMA2-72B's config.json says model_type "qwen2": AutoConfig gives a Qwen2Config, so the Auto classes
+    cannot pick VideoLLaMA2; `load_original_config` (used by `videollama2-hf ask`) still loads it."""
+    from videollama2_hf.inference import load_model_and_processor
+    from videollama2_hf.original_checkpoint import load_original_config
+
+    folder = original_folder(fixtures_dir, "qwen2_siglip_stcv35_f16", tmp_path / "72b-like")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="qwen2", architectures=["Qwen2ForCausalLM"])
+    (folder / "config.json").unlink()
+    (folder / "config.json").write_text(json.dumps(config))
+    assert type(AutoConfig.from_pretrained(folder)).__name__ == "Qwen2Config"
+
+    loaded = load_original_config(folder)
+    assert type(loaded) is VideoLlama2Config and loaded.text_config.model_type == "qwen2"
+    model = VideoLlama2ForConditionalGeneration.from_pretrained(folder, config=loaded, dtype=torch.float32)
+    reference = AutoModelForImageTextToText.from_pretrained(
+        fixtures_dir / "qwen2_siglip_stcv35_f16" / "original_checkpoint",
+        vision_tower=fixtures_dir / "qwen2_siglip_stcv35_f16" / "vision_tower",
+        dtype=torch.float32,
+    )
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    cli_model, processor = load_model_and_processor(str(folder), dtype="float32", device="cpu")
+    assert type(cli_model) is VideoLlama2ForConditionalGeneration and type(processor) is VideoLlama2Processor

@@ -50,23 +50,32 @@ def resolve_device(device: str | None) -> str:
 
 def load_model_and_processor(model_id: str = DEFAULT_MODEL, dtype: str = "auto", device: str | None = "auto"):
     """A VideoLLaMA2 model and its processor from a converted folder/repo or a released (original-layout) one."""
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
-    from . import VideoLlama2Config  # noqa: F401  (registers the Auto classes)
+    from . import VideoLlama2Config, VideoLlama2Processor  # registers the Auto classes
+    from .original_checkpoint import is_original_checkpoint, load_original_config
 
     model_id = str(model_id)
     is_local = os.path.isdir(model_id)
     if not is_local and (model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1 or os.path.exists(model_id)):
         raise ModelNotFoundError(f"No such model folder: {model_id}")
     try:
-        AutoConfig.from_pretrained(model_id)  # fails fast (and cheaply) when the model cannot be found
+        config = AutoConfig.from_pretrained(model_id)  # fails fast (and cheaply) when the model cannot be found
     except OSError as error:
         if is_local:
             raise
         raise ModelNotFoundError(_not_found_message(model_id, error)) from None
+    except ValueError:  # e.g. a release whose config.json says model_type "qwen2" (VideoLLaMA2-72B)
+        config = None
+    if not isinstance(config, VideoLlama2Config):
+        if not is_original_checkpoint(model_id):
+            raise ValueError(f"{model_id} is not a VideoLLaMA2 checkpoint (config: {type(config).__name__}).")
+        config = load_original_config(model_id)
     device = resolve_device(device)
-    model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=resolve_dtype(dtype), device_map=device)
-    processor = AutoProcessor.from_pretrained(model_id)
+    model = AutoModelForImageTextToText.from_pretrained(
+        model_id, config=config, dtype=resolve_dtype(dtype), device_map=device
+    )
+    processor = VideoLlama2Processor.from_pretrained(model_id)  # also reads the original layout
     return model.eval(), processor
 
 

@@ -156,6 +156,23 @@ def original_config_to_dict(original_config: dict, checkpoint=None, vision_tower
     return config
 
 
+def load_original_config(path_or_repo_id, vision_tower=None, **kwargs) -> VideoLlama2Config:
+    """The `VideoLlama2Config` of a released checkpoint, whatever model_type its config.json states.
+
+    The Auto classes need `videollama2_*` model types; some releases say `mistral` or `qwen2` (VideoLLaMA2-72B), which
+    transformers maps to its own text-only models. For those, pass this config explicitly:
+    `VideoLlama2ForConditionalGeneration.from_pretrained(path, config=load_original_config(path))`.
+    """
+    hub_kwargs = _hub_kwargs(kwargs)
+    original_config = _read_json(path_or_repo_id, "config.json", **hub_kwargs)
+    if not is_original_config(original_config):
+        raise ValueError(f"{path_or_repo_id} is not an original-layout VideoLLaMA2 checkpoint (no `mm_vision_tower`).")
+    return VideoLlama2Config(
+        **original_config_to_dict(original_config, str(path_or_repo_id), vision_tower, **hub_kwargs),
+        name_or_path=str(path_or_repo_id),
+    )
+
+
 class VideoLlama2OriginalConfig(PreTrainedConfig):
     """Reader for the `config.json` of a released checkpoint: `from_dict` returns a [`VideoLlama2Config`].
 
@@ -242,6 +259,7 @@ def register_original_checkpoints() -> None:
 __all__ = [
     "ORIGINAL_MODEL_TYPES",
     "is_original_checkpoint",
+    "load_original_config",
     "original_config_to_dict",
     "original_processor",
     "register_original_checkpoints",
