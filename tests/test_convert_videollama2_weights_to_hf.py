@@ -224,6 +224,8 @@ def test_tensors_bit_identical_and_layout_valid(converted, fixtures_dir, variant
         raw = (out / output_name).read_bytes()
         (length,) = struct.unpack("<Q", raw[:8])
         assert length % 8 == 0 and raw[8 + length - 1 : 8 + length].strip(b" ") in (b"}", b"")
+        # data placed at the source's position within a 4 KiB page (fast kernel copy)
+        assert (8 + length) % 4096 == read_safetensors_header(source_shard).data_start % 4096
         header = json.loads(raw[8 : 8 + length])
         names = [name for name in header if name != "__metadata__"]
         assert names == sorted(names) and header["__metadata__"] == {"format": "pt"}
@@ -419,6 +421,10 @@ def test_base_source_converts_to_the_chat_weights(converted, fixtures_dir, tmp_p
 # ---------------------------------------------------------------------------------------------------------------------
 # Hub: download (mocked network) and push (mocked network)
 # ---------------------------------------------------------------------------------------------------------------------
+# Files of real repos a conversion must not download.
+DECOYS = ["training_args.bin", "trainer_state.json", "consolidated.safetensors", "tf_model.h5", "flax_model.msgpack"]
+
+
 class FakeHub:
     """Stands in for the Hub at the network boundary: serves local folders, records uploads."""
 
@@ -432,10 +438,7 @@ class FakeHub:
 
             def list_repo_files(self, repo_id, revision=None, repo_type=None):
                 hub.calls.append(("list_repo_files", {"repo_id": repo_id, "revision": revision}))
-                return sorted(p.name for p in hub.repos[repo_id].iterdir()) + [
-                    "training_args.bin",
-                    "trainer_state.json",
-                ]
+                return sorted(p.name for p in hub.repos[repo_id].iterdir()) + DECOYS
 
             def create_repo(self, repo_id, **kwargs):
                 hub.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
@@ -497,6 +500,45 @@ def test_hub_source_downloads_only_needed_files(monkeypatch, fixtures_dir, tmp_p
         ]
     )
     assert "base_model: DAMO-NLP-SG/VideoLLaMA2-7B" in (out / "README.md").read_text()
+
+
+def test_base_hub_source_downloads_tower_and_language_model(monkeypatch, converted, fixtures_dir, tmp_path):
+    """A Base repo id alone: the tower comes from `mm_vision_tower`, the LLM from `_name_or_path` (mocked Hub)."""
+    variant = "mistral_stc_f8"
+    base, tower, lm = _make_base_source(fixtures_dir, variant, tmp_path / "src")
+    config = json.loads((base / "config.json").read_text())
+    config.update(mm_vision_tower="tiny/clip-tower", _name_or_path="tiny/mistral-instruct")
+    (base / "config.json").write_text(json.dumps(config))
+    hub = FakeHub({"me/VideoLLaMA2-tiny-Base": base, "tiny/clip-tower": tower, "tiny/mistral-instruct": lm})
+    hub.install(monkeypatch)
+    out = tmp_path / "out"
+    result = convert_videollama2_checkpoint("me/VideoLLaMA2-tiny-Base", out, progress=False)
+    assert result.kind == "base" and result.preset is None  # unknown tower: no released checkpoint matches
+    downloads = {call["repo_id"]: call["allow_patterns"] for call in hub.named("snapshot_download")}
+    assert downloads == {
+        "me/VideoLLaMA2-tiny-Base": ["config.json", "mm_projector.bin"],
+        "tiny/clip-tower": ["config.json", "model.safetensors", "preprocessor_config.json"],
+        "tiny/mistral-instruct": sorted(
+            [
+                "model-00001-of-00002.safetensors",
+                "model-00002-of-00002.safetensors",
+                "model.safetensors.index.json",
+                "special_tokens_map.json",
+                "tokenizer.json",
+                "tokenizer.model",
+                "tokenizer_config.json",
+            ]
+        ),
+    }
+    chat_out, _ = converted(variant)
+    chat_map = json.loads((chat_out / "model.safetensors.index.json").read_text())["weight_map"]
+    base_map = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
+    assert set(chat_map) == set(base_map)
+    for name in chat_map:
+        with safe_open(chat_out / chat_map[name], "pt") as a, safe_open(out / base_map[name], "pt") as b:
+            assert torch.equal(a.get_tensor(name), b.get_tensor(name)), name
+    card = (out / "README.md").read_text()
+    assert "`tiny/mistral-instruct`" in card and "`tiny/clip-tower`" in card
 
 
 def test_chat_checkpoint_uses_preset_tower_without_downloads(monkeypatch, fixtures_dir, tmp_path):

@@ -219,8 +219,10 @@ def _family_defaults(family: str) -> dict:
 
 
 def _known_vision_tower(tower_id: str) -> dict | None:
+    """A released tower by Hub id, or by folder name when a training run recorded a local copy's path."""
+    name = str(tower_id).rstrip("/").split("/")[-1]
     for preset in list_presets().values():
-        if preset["vision_tower"]["id"] == tower_id:
+        if preset["vision_tower"]["id"] in (tower_id, f"{preset['vision_tower']['id'].split('/')[0]}/{name}"):
             return preset["vision_tower"]
     return None
 
@@ -317,9 +319,12 @@ class _Tensor:
         return math.prod(self.shape) * DTYPE_SIZES[self.dtype]
 
 
-def _encode_header(tensors: list["_Tensor"]) -> bytes:
-    """Header of a shard whose data holds `tensors` in that order. Keys are written sorted by name (deterministic);
-    offsets are relative to the data start; the JSON is padded with spaces to a multiple of 8 bytes."""
+def _encode_header(tensors: list["_Tensor"], page_offset: int = 0) -> bytes:
+    """8-byte length + JSON header of a shard whose data holds `tensors` in that order. Keys are written sorted by
+    name (deterministic); offsets are relative to the data start. The JSON is padded with spaces (as the format
+    allows) to a multiple of 8 bytes and, when `page_offset` is a multiple of 8, further so that the data starts at
+    that offset within a 4 KiB page: the kernel copies twice as fast when source and destination bytes sit at the
+    same place in their pages (measured here: 0.36-0.57 s against 0.78-0.95 s for 1.5 GB)."""
     entries, offset = {}, 0
     for tensor in tensors:
         entries[tensor.name] = {
@@ -330,8 +335,26 @@ def _encode_header(tensors: list["_Tensor"]) -> bytes:
         offset += tensor.nbytes
     header = {"__metadata__": {"format": "pt"}, **{name: entries[name] for name in sorted(entries)}}
     encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
+    data_start = 8 + len(encoded) + (-len(encoded) % 8)
+    if page_offset % 8 == 0:
+        data_start += (page_offset - data_start) % _PAGE
+    encoded += b" " * (data_start - 8 - len(encoded))
     return struct.pack("<Q", len(encoded)) + encoded
+
+
+_PAGE = 4096
+
+
+def _page_offset(tensors: list["_Tensor"]) -> int:
+    """Where in a page the data of a shard should start so that most of its bytes keep their in-page position."""
+    weights: dict[int, int] = {}
+    position = 0
+    for tensor in tensors:
+        if tensor.offset is not None:
+            delta = (tensor.offset - position) % _PAGE
+            weights[delta] = weights.get(delta, 0) + tensor.nbytes
+        position += tensor.nbytes
+    return max(weights, key=weights.get) if weights else 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -501,10 +524,12 @@ def _weight_files(directory: Path, what: str) -> list[Path]:
 
 def _checkpoint_kind(directory: Path) -> str:
     """'chat' (full weights) or 'base' (stage-1: projector only)."""
-    if any(directory.glob("*.safetensors")) or any(directory.glob("pytorch_model*.bin")):
+    if any(directory.glob("model*.safetensors")):
         return "chat"
     if (directory / _PROJECTOR_FILE).is_file():
         return "base"
+    if any(directory.glob("pytorch_model*.bin")):
+        return "chat"
     raise FileNotFoundError(
         f"No VideoLLaMA2 weights in {directory}: expected model*.safetensors shards (chat checkpoints) or "
         f"{_PROJECTOR_FILE} (Base checkpoints)."
@@ -522,14 +547,15 @@ def _hub_files(repo_id: str, revision: str | None, token, role: str) -> list[str
     files = huggingface_hub.HfApi(token=token).list_repo_files(repo_id, revision=revision)
     present = set(files)
     tokenizer = [name for name in _TOKENIZER_FILES if name in present]
-    safetensors = [name for name in files if name.endswith(".safetensors") and "/" not in name]
+    # transformers-layout weights only (not e.g. a Mistral-native `consolidated.safetensors` beside them)
+    safetensors = [name for name in files if re.fullmatch(r"model(-\d+-of-\d+)?\.safetensors", name)]
     pickles = [name for name in files if re.fullmatch(r"pytorch_model[\w.-]*\.bin(\.index\.json)?", name)]
     weights = safetensors + (["model.safetensors.index.json"] if "model.safetensors.index.json" in present else [])
     weights = weights if safetensors else pickles
     if role == "checkpoint":
         if "config.json" not in present:
             raise ValueError(f"{repo_id} has no config.json: it is not a VideoLLaMA2 checkpoint.")
-        extra = [_PROJECTOR_FILE] if not weights and _PROJECTOR_FILE in present else weights
+        extra = [_PROJECTOR_FILE] if not safetensors and _PROJECTOR_FILE in present else weights
         return ["config.json", *tokenizer, *extra]
     if role == "vision-config":
         return [name for name in ("config.json", "preprocessor_config.json") if name in present]
@@ -548,7 +574,11 @@ def _resolve_folder(
             raise NotADirectoryError(f"{source} is a file; pass the folder that holds config.json and the weights.")
         return path, None
     if not _looks_like_repo_id(str(source)):
-        raise FileNotFoundError(f"{source!r} is neither an existing folder nor a Hub repo id of the form org/name.")
+        hint = {"vision": " Pass --vision-tower.", "vision-config": " Pass --vision-tower."}.get(role, "")
+        hint = " Pass --language-model." if role == "language-model" else hint
+        raise FileNotFoundError(
+            f"{source!r} ({role}) is neither an existing folder nor a Hub repo id of the form org/name.{hint}"
+        )
     import huggingface_hub
 
     patterns = _hub_files(str(source), revision, token, role)
@@ -713,7 +743,7 @@ def _byte_runs(tensors: list[_Tensor]):
 
 
 def _write_shard(shard: _Shard, path: Path, on_progress, should_stop) -> None:
-    header = _encode_header(shard.tensors)
+    header = _encode_header(shard.tensors, _page_offset(shard.tensors))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     sources: dict[Path, int] = {}
     pickles: dict[Path, dict] = {}
@@ -1238,14 +1268,16 @@ def convert_videollama2_checkpoint(
     # Vision tower: config + image-processor settings, and for Base checkpoints its weights.
     tower_folder = None
     known = None
+    tower_role = "vision" if kind == "base" else "vision-config"
     if vision_tower is not None:
-        tower_folder, _ = _resolve_folder(vision_tower, "vision" if kind == "base" else "vision-config", None, token)
-        tower_id = str(vision_tower) if _looks_like_repo_id(str(vision_tower)) else tower_id
+        tower_folder, tower_repo = _resolve_folder(vision_tower, tower_role, None, token)
+        tower_id = tower_repo or tower_id
     else:
         preset_tower = chosen["vision_tower"] if chosen and chosen["vision_tower"]["id"] == tower_id else None
         known = preset_tower or _known_vision_tower(tower_id)
+        tower_id = known["id"] if known else tower_id  # a local path recorded at training -> the Hub id
         if kind == "base" or known is None:
-            tower_folder, _ = _resolve_folder(tower_id, "vision" if kind == "base" else "vision-config", None, token)
+            tower_folder, _ = _resolve_folder(tower_id, tower_role, None, token)
     if known is not None:
         vision_config, image_processor = known["config"], known["image_processor"]
     else:
