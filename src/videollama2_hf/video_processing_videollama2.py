@@ -1,0 +1,710 @@
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""Video processor for VideoLLaMA2: the original frame sampler, fast PyAV decoding, PIL-exact pixels.
+
+The original `process_video` decodes with decord, picks the middle frame of `num_frames` equal segments, pads short
+clips with black frames, keeps at most 32 frames and runs the vision tower's slow (PIL) image processor on every
+frame. This module reproduces those frames and pixels bit for bit while decoding far less of each video: it reads
+the packet index first, seeks to the key frame before each wanted frame, lets FFmpeg skip non-reference frames it
+does not need, converts only the kept frames to RGB and resizes them on several threads.
+"""
+
+import bisect
+import io
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from numbers import Real
+from typing import NamedTuple
+
+import numpy as np
+import PIL.Image
+import torch
+from transformers.image_processing_backends import PilBackend
+from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    ChannelDimension,
+    PILImageResampling,
+    SizeDict,
+)
+from transformers.processing_utils import Unpack, VideosKwargs
+from transformers.utils import TensorType, logging
+from transformers.video_processing_utils import BaseVideoProcessor
+from transformers.video_utils import VideoMetadata
+
+
+logger = logging.get_logger(__name__)
+
+# The original reads GIFs at an assumed 25 fps and folders of frame images at an assumed 3 fps.
+GIF_FPS = 25.0
+FRAME_FOLDER_FPS = 3.0
+
+# Stateless PIL-backend operations (resize, center crop, rescale, normalize) shared by every processor instance.
+_PIL_OPS = PilBackend()
+
+
+class VideoLlama2VideoProcessorKwargs(VideosKwargs, total=False):
+    r"""
+    max_frames (`int`, *optional*, defaults to 32):
+        Keep at most this many frames of a clip, counted from its start, after padding to `num_frames`. The original
+        truncates the same way (`MAX_FRAMES`), so `num_frames > max_frames` keeps only the first part of the video.
+    start_time (`float`, *optional*):
+        Start of the time window (seconds) to sample from. Negative values count as 0.
+    end_time (`float`, *optional*):
+        End of the time window (seconds). With both ends given, they are swapped if reversed and `end_time` becomes
+        `start_time + 1` if they are equal, as in the original.
+    """
+
+    max_frames: int | None
+    start_time: int | float | None
+    end_time: int | float | None
+
+
+class _DecodedVideo(NamedTuple):
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    metadata: VideoMetadata
+    decoded_frames: int  # how many frames FFmpeg decoded to get them
+
+
+def _check_time(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"`{name}` must be a number of seconds, got {type(value).__name__}.")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number of seconds, got {value}.")
+    return max(float(value), 0.0)
+
+
+def frame_window(
+    total_frames: int, fps: float | None = None, start_time: float | None = None, end_time: float | None = None
+) -> tuple[int, int]:
+    """First and last frame index (inclusive) of the `[start_time, end_time]` window, with the original's rules.
+
+    Both ends given: negatives become 0, a reversed window is swapped and an empty one (`start == end`) lasts one
+    second. Frame bounds are `int(t * fps) - 1` (the original's offset), clamped to the video.
+    """
+    total_frames = int(total_frames)
+    if total_frames < 1:
+        raise ValueError(f"A video needs at least one frame to sample from, got total_frames={total_frames}.")
+    if start_time is None and end_time is None:
+        return 0, total_frames - 1
+    if fps is None or not fps > 0:
+        raise ValueError(
+            "`start_time`/`end_time` need the video's frame rate, which is unknown here. For arrays, "
+            "pass `video_metadata={'fps': ...}`, or drop the time window."
+        )
+    start = None if start_time is None else _check_time(start_time, "start_time")
+    end = None if end_time is None else _check_time(end_time, "end_time")
+    if start is not None and end is not None:
+        if start > end:
+            start, end = end, start
+        elif start == end:
+            end = start + 1
+    first = 0 if start is None else max(int(start * fps) - 1, 0)
+    last = total_frames - 1 if end is None else min(int(end * fps) - 1, total_frames - 1)
+    if last < first:
+        raise ValueError(
+            f"The time window start_time={start_time}, end_time={end_time} holds no frame of this "
+            f"{total_frames}-frame video ({total_frames / fps:.2f} s at {fps:g} fps). Pick a window inside the video."
+        )
+    return first, last
+
+
+def sample_frame_indices(
+    total_frames: int,
+    num_frames: int,
+    fps: float | None = None,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> np.ndarray:
+    """Indices of the frames the original VideoLLaMA2 samples: the middle of `num_frames` equal segments.
+
+    The segments split `[0, duration - 1]` of the (optional) time window, and each centre is rounded with numpy after
+    adding 1e-6 (so halves round up): `round(seg * (i + 0.5) + 1e-6)` with `seg = (duration - 1) / num_frames`.
+    Short clips repeat frames. `fps` is the video's frame rate, only needed for a time window.
+    """
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+        raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
+    first, last = frame_window(total_frames, fps, start_time, end_time)
+    segment = float(last - first) / num_frames
+    steps = np.arange(num_frames, dtype=np.float64)
+    # (start + end) / 2 of each segment, computed exactly as the original does to get the same roundings.
+    centres = (segment * steps + segment * (steps + 1)) / 2
+    return np.round(centres + 1e-6).astype(np.int64) + first
+
+
+def _rgb_frame(frame, input_data_format=None, do_convert_rgb: bool = True) -> np.ndarray:
+    """One frame as a (H, W, 3) uint8 RGB array. Alpha is dropped, as the original's PIL `convert("RGB")` does."""
+    if isinstance(frame, PIL.Image.Image):
+        frame = np.asarray(frame.convert("RGB") if do_convert_rgb and frame.mode != "RGB" else frame)
+        input_data_format = ChannelDimension.LAST
+    elif torch.is_tensor(frame):
+        frame = frame.detach().cpu().numpy()
+    if frame.ndim == 2:
+        frame = frame[..., None]
+    if input_data_format is None:
+        # Channels-last is this processor's documented layout, so it wins when both ends look like channels.
+        if frame.shape[-1] in (1, 3, 4):
+            input_data_format = ChannelDimension.LAST
+        elif frame.shape[0] in (1, 3, 4):
+            input_data_format = ChannelDimension.FIRST
+        else:
+            raise ValueError(f"Cannot tell the channel axis of a frame of shape {frame.shape}; expected (H, W, 3).")
+    if ChannelDimension(input_data_format) == ChannelDimension.FIRST:
+        frame = np.moveaxis(frame, 0, -1)
+    if frame.dtype != np.uint8:
+        if not np.issubdtype(frame.dtype, np.integer) or frame.size and (frame.min() < 0 or frame.max() > 255):
+            raise TypeError(
+                f"Video frames must hold uint8 RGB values (0-255), got dtype {frame.dtype}. Convert them first, "
+                "e.g. `(frames * 255).round().astype(np.uint8)` for floats in [0, 1]."
+            )
+        frame = frame.astype(np.uint8)
+    if 0 in frame.shape[:2]:
+        raise ValueError(f"Video frames must not be empty, got a frame of shape {frame.shape}.")
+    channels = frame.shape[-1]
+    if channels != 3 and do_convert_rgb and channels in (1, 4):
+        frame = np.repeat(frame, 3, axis=-1) if channels == 1 else frame[..., :3]
+    if frame.shape[-1] != 3:
+        raise ValueError(
+            f"Video frames must have 3 (RGB) channels, got {frame.shape[-1]}. Set `do_convert_rgb=True` to convert "
+            "grayscale and RGBA frames."
+        )
+    return frame
+
+
+def _rescale_normalize_table(
+    do_rescale: bool, rescale_factor: float, do_normalize: bool, image_mean, image_std
+) -> np.ndarray | None:
+    """(3, 256) lookup table of transformers' PIL-backend rescale + normalize applied to every uint8 value.
+
+    Both steps are per pixel, so looking the result up is bit-identical to computing it on each frame, and much
+    cheaper than the float64 round trip the PIL backend does on every pixel.
+    """
+    if not (do_rescale or do_normalize):
+        return None
+    values = np.broadcast_to(np.arange(256, dtype=np.uint8), (3, 1, 256))
+    if do_rescale:
+        values = _PIL_OPS.rescale(values, rescale_factor)
+    if do_normalize:
+        values = _PIL_OPS.normalize(values, image_mean, image_std)
+    return np.ascontiguousarray(values[:, 0, :])
+
+
+def _transform_frame(
+    frame: np.ndarray,
+    resize_size: SizeDict | None,
+    resample,
+    crop_size: SizeDict | None,
+    table: np.ndarray | None,
+) -> np.ndarray:
+    """Resize, center-crop, rescale and normalize one (H, W, 3) uint8 frame exactly as the PIL image processors do."""
+    image = np.moveaxis(frame, -1, 0)  # channels-first view, the PIL backend's layout
+    if resize_size is not None:
+        image = _PIL_OPS.resize(image, size=resize_size, resample=resample)
+    if crop_size is not None:
+        image = _PIL_OPS.center_crop(image, crop_size)
+    if table is None:
+        return np.ascontiguousarray(image)
+    output = np.empty(image.shape, dtype=table.dtype)
+    for channel in range(image.shape[0]):
+        np.take(table[channel], image[channel], out=output[channel])
+    return output
+
+
+def _map_frames(function: Callable, frames: list) -> list:
+    """Apply `function` to every frame, on as many threads as torch may use (PIL and numpy release the GIL)."""
+    workers = min(len(frames), torch.get_num_threads())
+    if workers <= 1:
+        return [function(frame) for frame in frames]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, frames))
+
+
+def _frame_indices(sample_indices_fn: Callable | None, metadata: VideoMetadata, max_frames: int | None) -> list[int]:
+    """Indices to read: the sampler's, or the first `max_frames` frames when sampling is off."""
+    total = metadata.total_num_frames
+    if sample_indices_fn is None:
+        return list(range(total if max_frames is None else min(total, max_frames)))
+    indices = np.asarray(sample_indices_fn(metadata=metadata)).astype(np.int64).ravel()
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= total:
+        raise ValueError(f"Sampled frame indices {indices.tolist()} are outside this {total}-frame video.")
+    return indices.tolist()
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError as error:
+        raise ImportError("Decoding video files needs PyAV: `pip install av`.") from error
+    return av
+
+
+def _index_packets(container, stream) -> tuple[list, list]:
+    """Presentation timestamps of every video packet, and those of key frames, without decoding anything.
+
+    decord counts frames the same way (one per packet, ordered by timestamp), which makes indices match it.
+    """
+    timestamps, keyframes = [], []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer's end-of-stream marker
+            continue
+        timestamps.append(packet.pts)
+        if packet.is_keyframe:
+            keyframes.append(packet.pts)
+    return timestamps, keyframes
+
+
+def _decode_from_keyframe(container, stream, keyframe_pts: int, targets: dict[int, int]) -> tuple[dict, int]:
+    """Seek to a key frame and decode forward until every target (pts -> index) is out.
+
+    Frames no target depends on (non-reference frames that are not targets) are skipped by FFmpeg, which leaves the
+    targets bit-identical: nothing references a skipped frame.
+    """
+    container.seek(keyframe_pts, stream=stream, backward=True)  # also flushes the decoder
+    codec = stream.codec_context
+    frames, decoded = {}, 0
+    try:
+        for packet in container.demux(stream):
+            codec.skip_frame = "DEFAULT" if packet.pts in targets else "NONREF"
+            for frame in codec.decode(packet):
+                decoded += 1
+                index = targets.get(frame.pts)
+                if index is not None and index not in frames:
+                    frames[index] = frame.to_ndarray(format="rgb24")
+            if len(frames) == len(targets):
+                break
+    finally:
+        codec.skip_frame = "DEFAULT"
+    return frames, decoded
+
+
+def _decode_by_timestamp(container, stream, timestamps: list, keyframes: list, wanted: list[int]) -> tuple[dict, int]:
+    """Decode the frames at the sorted presentation-order indices `wanted`, one seek per key-frame interval."""
+    order = sorted(timestamps)
+    rank = {pts: index for index, pts in enumerate(order)}
+    keyframe_ranks = sorted(rank[pts] for pts in keyframes) or [0]
+    runs: dict[int, list[int]] = {}  # key frame index -> wanted frames decoded from it
+    for index in wanted:
+        position = bisect.bisect_right(keyframe_ranks, index) - 1
+        runs.setdefault(keyframe_ranks[position] if position >= 0 else 0, []).append(index)
+    frames, decoded = {}, 0
+    for keyframe, members in runs.items():
+        got, count = _decode_from_keyframe(container, stream, order[keyframe], {order[i]: i for i in members})
+        frames.update(got)
+        decoded += count
+    return frames, decoded
+
+
+def _decode_in_order(container, wanted: list[int]) -> tuple[dict, int]:
+    """Decode from the start and number frames as they come out: for streams whose timestamps cannot be trusted."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    frames, decoded = {}, 0
+    wanted_set = set(wanted)
+    for index, frame in enumerate(container.decode(stream)):
+        decoded += 1
+        if index in wanted_set:
+            frames[index] = frame.to_ndarray(format="rgb24")
+        if index >= wanted[-1]:
+            break
+    return frames, decoded
+
+
+def _read_video_pyav(source, name: str, sample_indices_fn: Callable | None, max_frames: int | None) -> _DecodedVideo:
+    """Decode the sampled frames of a video file (path or seekable file object) with PyAV."""
+    av = _import_av()
+    start = None if isinstance(source, str) else source.tell()
+
+    def open_video():
+        if start is not None:
+            source.seek(start)
+        return av.open(source)
+
+    corrupt = (
+        f"Could not decode {name}: the file is corrupt, truncated, unreadable or not a video FFmpeg can read. "
+        "Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
+    )
+    try:
+        with open_video() as container:
+            if not container.streams.video:
+                raise ValueError(
+                    f"{name} has no video stream (an audio-only file?). Pass a video file, an image folder or frames."
+                )
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            timestamps, keyframes = _index_packets(container, stream)
+            if not timestamps:
+                raise ValueError(f"{name} has a video stream without any frame; there is nothing to sample.")
+            if stream.frames and stream.frames != len(timestamps):
+                logger.warning(
+                    f"{name}: the container lists {stream.frames} frames but only {len(timestamps)} can be read "
+                    "(a truncated file?); sampling from those."
+                )
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else None
+            metadata = VideoMetadata(
+                total_num_frames=len(timestamps),
+                fps=fps,
+                width=stream.codec_context.width,
+                height=stream.codec_context.height,
+                duration=len(timestamps) / fps if fps else None,
+                video_backend="pyav",
+            )
+            indices = _frame_indices(sample_indices_fn, metadata, max_frames)
+            wanted = sorted(set(indices))
+            frames, decoded = {}, 0
+            if None not in timestamps and len(set(timestamps)) == len(timestamps):
+                try:
+                    frames, decoded = _decode_by_timestamp(container, stream, timestamps, keyframes, wanted)
+                except av.FFmpegError as error:  # e.g. a container that cannot seek: decode it in order below
+                    logger.info(f"{name}: seeking failed ({error}).")
+        if len(frames) < len(wanted):  # no usable timestamps, or they did not match the decoded frames
+            logger.info(f"{name}: numbering frames in decode order, as its timestamps cannot be used.")
+            with open_video() as container:
+                frames, count = _decode_in_order(container, wanted)
+            decoded += count
+    except av.FFmpegError as error:
+        raise ValueError(f"{corrupt} ({error})") from error
+    missing = [index for index in wanted if index not in frames]
+    if missing:
+        raise ValueError(f"{corrupt} (frames {missing} of {len(timestamps)} could not be decoded)")
+    logger.debug(f"{name}: decoded {decoded} frames to keep {len(wanted)} of {len(timestamps)}.")
+    metadata.frames_indices = indices
+    return _DecodedVideo(np.stack([frames[index] for index in indices]), metadata, decoded)
+
+
+def _read_gif(source, sample_indices_fn: Callable | None, max_frames: int | None) -> tuple[np.ndarray, VideoMetadata]:
+    """GIF frames at the original's assumed 25 fps. Like the original, a frame sampled twice is kept once."""
+    with PIL.Image.open(source) as gif:
+        total = getattr(gif, "n_frames", 1)
+        metadata = VideoMetadata(
+            total_num_frames=total,
+            fps=GIF_FPS,
+            width=gif.width,
+            height=gif.height,
+            duration=total / GIF_FPS,
+            video_backend="pillow",
+        )
+        indices = sorted(set(_frame_indices(sample_indices_fn, metadata, max_frames)))
+        frames = []
+        for index in indices:
+            gif.seek(index)
+            frames.append(np.asarray(gif.convert("RGB")))
+    metadata.frames_indices = indices
+    return np.stack(frames), metadata
+
+
+def _read_frame_folder(
+    folder: str, sample_indices_fn: Callable | None, max_frames: int | None
+) -> tuple[list[np.ndarray], VideoMetadata]:
+    """A folder of frame images in sorted-name order, at the original's assumed 3 fps."""
+    extensions = PIL.Image.registered_extensions()
+    names = sorted(
+        entry.name
+        for entry in os.scandir(folder)
+        if entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions
+    )
+    if not names:
+        raise ValueError(f"The folder {folder} holds no image files to use as video frames.")
+    metadata = VideoMetadata(
+        total_num_frames=len(names),
+        fps=FRAME_FOLDER_FPS,
+        duration=len(names) / FRAME_FOLDER_FPS,
+        video_backend="pillow",
+    )
+    indices = _frame_indices(sample_indices_fn, metadata, max_frames)
+    images = {index: _load_image(os.path.join(folder, names[index])) for index in set(indices)}
+    metadata.frames_indices = indices
+    metadata.height, metadata.width = images[indices[0]].shape[:2]
+    return [images[index] for index in indices], metadata
+
+
+def _load_image(path) -> np.ndarray:
+    with PIL.Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _download(url: str) -> bytes:
+    from huggingface_hub.utils import get_session, httpx
+
+    try:
+        response = get_session().get(url, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise OSError(
+            f"Could not download the video at {url} ({error}). Download it yourself and pass the local file path "
+            "(or its bytes) instead."
+        ) from error
+    return response.content
+
+
+def _read_encoded(source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
+    """Frames and metadata of one encoded video (path or file object): GIFs with PIL, everything else with PyAV."""
+    if isinstance(source, str):
+        with open(source, "rb") as file:
+            head = file.read(6)
+    else:
+        position = source.tell()
+        head = source.read(6)
+        source.seek(position)
+    if head in (b"GIF87a", b"GIF89a"):
+        return _read_gif(source, sample_indices_fn, max_frames)
+    decoded = _read_video_pyav(source, name, sample_indices_fn, max_frames)
+    return decoded.frames, decoded.metadata
+
+
+def _is_source(video) -> bool:
+    """Something still to be decoded: a path, URL, encoded bytes or a file object."""
+    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(video, "read")
+
+
+def _is_frame(item) -> bool:
+    return isinstance(item, PIL.Image.Image) or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim in (2, 3))
+
+
+def _is_video(item) -> bool:
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        return item.ndim == 4
+    if isinstance(item, (list, tuple)):
+        return bool(item) and all(_is_frame(frame) or isinstance(frame, (str, os.PathLike)) for frame in item)
+    return _is_source(item)
+
+
+def _given_fps(video_metadata, num_videos: int) -> list[float | None]:
+    """Frame rate of each video from user metadata (dicts or `VideoMetadata`, one per video); None if not given.
+
+    Only the rate matters here (for time windows on arrays): frame counts come from the videos themselves.
+    """
+    if video_metadata is None:
+        return [None] * num_videos
+    if not isinstance(video_metadata, (list, tuple)):
+        video_metadata = [video_metadata]
+    if len(video_metadata) != num_videos:
+        raise ValueError(f"Got {len(video_metadata)} `video_metadata` entries for {num_videos} videos; pass one each.")
+    return [None if metadata is None else metadata.get("fps") for metadata in video_metadata]
+
+
+def _split_videos(videos) -> list:
+    """One entry per video. A flat list of frames is one video; a list of videos (or a 5-D array) is a batch.
+
+    A list of paths is a batch of videos; a video given as image files is a nested list (`[["f1.jpg", ...]]`).
+    """
+    if _is_source(videos) or _is_frame(videos):
+        return [videos if _is_source(videos) else [videos]]
+    if isinstance(videos, (np.ndarray, torch.Tensor)):
+        if videos.ndim in (4, 5):
+            return [videos] if videos.ndim == 4 else list(videos)
+        raise ValueError(f"A video array must be (T, H, W, 3) or a batch (B, T, H, W, 3), got shape {videos.shape}.")
+    if isinstance(videos, (list, tuple)) and videos:
+        if all(_is_frame(item) for item in videos):
+            return [list(videos)]
+        if all(_is_video(item) for item in videos):
+            return list(videos)
+    raise TypeError(
+        f"Unsupported video input of type {type(videos).__name__}. Pass a path, URL, bytes or file object, a "
+        "(T, H, W, 3) uint8 array or tensor, a list of frames (PIL images or arrays), or a list of these."
+    )
+
+
+class VideoLlama2VideoProcessor(BaseVideoProcessor):
+    r"""
+    Video processor of VideoLLaMA2: the original frame sampling, padding and truncation, with the vision tower's
+    PIL-exact resizing.
+
+    Defaults are CLIP ViT-L/14-336's (resize the shortest edge to 336 with PIL bicubic, center-crop 336, CLIP mean and
+    std). For SigLIP towers use `size={"height": 384, "width": 384}`, `do_center_crop=False` and
+    `image_mean=image_std=[0.5, 0.5, 0.5]`.
+
+    Inputs: a path, URL, bytes or file object of a video or GIF, a folder of frame images, a `(T, H, W, 3)` uint8
+    array or tensor, a list of frames (PIL images or arrays), or a list of any of these (a batch). Files are decoded
+    with PyAV (never torchcodec). `num_frames` frames are sampled from files and from 4-D arrays, as other transformers
+    video processors do with `do_sample_frames=True`; pass `do_sample_frames=False` to use an array's frames as they
+    are, like the original did. Lists of frames are always used as given. Clips shorter than `num_frames` are padded
+    with black frames, then at most `max_frames` frames are kept.
+
+    `start_time`/`end_time` (seconds) restrict sampling to a window, and `fps` samples that many frames per second
+    instead of `num_frames` (without padding); both apply where frames are sampled. Arrays need
+    `video_metadata={"fps": ...}` for a window. `return_metadata=True` adds each video's `VideoMetadata`, whose
+    `frames_indices` are the frames used.
+    """
+
+    resample = PILImageResampling.BICUBIC
+    image_mean = OPENAI_CLIP_MEAN
+    image_std = OPENAI_CLIP_STD
+    size = {"shortest_edge": 336}
+    default_to_square = False
+    crop_size = {"height": 336, "width": 336}
+    do_resize = True
+    do_center_crop = True
+    do_rescale = True
+    do_normalize = True
+    do_convert_rgb = True
+    do_sample_frames = True
+    num_frames = 8
+    max_frames = 32
+    start_time = None
+    end_time = None
+    valid_kwargs = VideoLlama2VideoProcessorKwargs
+
+    def __init__(self, **kwargs: Unpack[VideoLlama2VideoProcessorKwargs]):
+        super().__init__(**kwargs)
+
+    def sample_frames(
+        self,
+        metadata: VideoMetadata,
+        num_frames: int | None = None,
+        fps: int | float | None = None,
+        start_time: float | None = None,
+        end_time: float | None = None,
+        max_frames: int | None = None,
+        **kwargs,
+    ) -> np.ndarray:
+        """Original VideoLLaMA2 sampling (`sample_frame_indices`) of `metadata`'s video, cut to `max_frames`.
+
+        `fps` (frames to sample per second) replaces `num_frames` by the number of frames that rate gives over the
+        window, as in transformers' default sampler.
+        """
+        num_frames = num_frames if num_frames is not None else self.num_frames
+        max_frames = max_frames if max_frames is not None else self.max_frames
+        if fps is not None:
+            if not metadata.fps:
+                raise ValueError("Sampling at `fps` frames per second needs the video's frame rate in its metadata.")
+            first, last = frame_window(metadata.total_num_frames, metadata.fps, start_time, end_time)
+            num_frames = max(1, int((last - first + 1) / metadata.fps * fps))
+        indices = sample_frame_indices(metadata.total_num_frames, num_frames, metadata.fps, start_time, end_time)
+        if max_frames is not None and len(indices) > max_frames:
+            logger.warning_once(
+                f"Sampled {len(indices)} frames but `max_frames` is {max_frames}: only the first {max_frames} are "
+                "kept (the original's MAX_FRAMES behaviour), so the end of the video is not seen."
+            )
+            indices = indices[:max_frames]
+        return indices
+
+    def fetch_videos(self, video_url_or_urls, sample_indices_fn: Callable | None = None):
+        """Decode one video source (or a list of them) into `(frames, metadata)` with PyAV / PIL, never torchcodec.
+
+        Frames come as a `(T, H, W, 3)` uint8 array (a list of arrays for an image folder). Without
+        `sample_indices_fn`, the first `max_frames` frames are read.
+        """
+        if isinstance(video_url_or_urls, (list, tuple)):
+            decoded = [self.fetch_videos(video, sample_indices_fn) for video in video_url_or_urls]
+            return [frames for frames, _ in decoded], [metadata for _, metadata in decoded]
+        video = video_url_or_urls
+        read = partial(_read_encoded, sample_indices_fn=sample_indices_fn, max_frames=self.max_frames)
+        if isinstance(video, (str, os.PathLike)):
+            path = os.fspath(video)
+            if path.startswith(("http://", "https://")):
+                return read(io.BytesIO(_download(path)), path)
+            if os.path.isdir(path):
+                return _read_frame_folder(path, sample_indices_fn, self.max_frames)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"No video file or frame folder at {path}. Check the path.")
+            return read(path, path)
+        if isinstance(video, (bytes, bytearray, memoryview)):
+            return read(io.BytesIO(video), "the video bytes")
+        if hasattr(video, "read"):
+            return read(video, getattr(video, "name", "the video file object"))
+        raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
+
+    def _decode_and_sample_videos(
+        self,
+        videos,
+        video_metadata: VideoMetadata | dict | list | None = None,
+        do_sample_frames: bool | None = None,
+        sample_indices_fn: Callable | None = None,
+    ) -> tuple[list, list[VideoMetadata]]:
+        """Decode files and sample frames: files always, 4-D arrays when `do_sample_frames`, frame lists never.
+
+        Without sampling, files and arrays give their first `self.max_frames` frames.
+        """
+        videos = _split_videos(videos)
+        given_fps = _given_fps(video_metadata, len(videos))
+        decoded_videos, metadata_list = [], []
+        for video, fps in zip(videos, given_fps):
+            if _is_source(video):
+                frames, metadata = self.fetch_videos(video, sample_indices_fn if do_sample_frames else None)
+            elif isinstance(video, (list, tuple)):  # frames, used as given
+                frames = [_load_image(frame) if isinstance(frame, (str, os.PathLike)) else frame for frame in video]
+                metadata = VideoMetadata(
+                    total_num_frames=len(frames), fps=fps, frames_indices=list(range(len(frames)))
+                )
+            else:  # a (T, ...) array or tensor: the frame axis is first whatever the channel layout
+                if len(video) == 0:
+                    raise ValueError("The video array has no frames.")
+                metadata = VideoMetadata(total_num_frames=len(video), fps=fps)
+                sampler = sample_indices_fn if do_sample_frames else None
+                metadata.frames_indices = _frame_indices(sampler, metadata, self.max_frames)
+                frames = video[metadata.frames_indices]
+            decoded_videos.append(frames)
+            metadata_list.append(metadata)
+        return decoded_videos, metadata_list
+
+    def _prepare_input_videos(
+        self, videos: list, do_convert_rgb: bool | None = None, input_data_format=None, device=None
+    ) -> list[list[np.ndarray]]:
+        """Every video as a list of (H, W, 3) uint8 RGB frames: the PIL processors' input, no torch round trip."""
+        prepared = []
+        for video in videos:
+            frames = [_rgb_frame(frame, input_data_format, do_convert_rgb) for frame in video]
+            if not frames:
+                raise ValueError("A video without frames cannot be processed.")
+            prepared.append(frames)
+        return prepared
+
+    def _preprocess(
+        self,
+        videos: list[list[np.ndarray]],
+        do_resize: bool,
+        size: SizeDict,
+        resample,
+        do_center_crop: bool,
+        crop_size: SizeDict,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean,
+        image_std,
+        num_frames: int | None = None,
+        max_frames: int | None = None,
+        fps: int | float | None = None,
+        return_tensors: str | TensorType | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Pad to `num_frames` with black frames, keep `max_frames`, then the PIL image processor's steps per frame."""
+        table = _rescale_normalize_table(do_rescale, rescale_factor, do_normalize, image_mean, image_std)
+        transform = partial(
+            _transform_frame,
+            resize_size=size if do_resize else None,
+            resample=resample,
+            crop_size=crop_size if do_center_crop else None,
+            table=table,
+        )
+        # Sampling at a rate gives a variable length that is not padded (the original's num_frames=None mode).
+        length = None if fps is not None else (num_frames if num_frames is not None else self.num_frames)
+        if max_frames is not None:
+            if any(len(frames) > max_frames for frames in videos):
+                logger.warning_once(f"Videos are cut to their first `max_frames`={max_frames} frames.")
+            videos = [frames[:max_frames] for frames in videos]
+            length = None if length is None else min(length, max_frames)
+        # Black padding frames get the shape of the video's last frame and go through the same steps.
+        paddings = [max(0, (length or 0) - len(frames)) for frames in videos]
+        work = [frame for frames in videos for frame in frames]
+        work += [np.zeros_like(frames[-1]) for frames, padding in zip(videos, paddings) if padding]
+        results = iter(_map_frames(transform, work))
+        processed = [[next(results) for _ in frames] for frames in videos]
+        for frames, padding in zip(processed, paddings):
+            if padding:
+                frames.extend([next(results)] * padding)
+        pixel_values = [torch.from_numpy(np.stack(frames)) for frames in processed]
+        if return_tensors is not None and len({tuple(video.shape) for video in pixel_values}) > 1:
+            shapes = [tuple(video.shape) for video in pixel_values]
+            raise ValueError(
+                f"The videos of this batch have different shapes {shapes} and cannot be stacked. Sample the same "
+                "`num_frames` from each (frame lists are used as given), or process them one at a time."
+            )
+        return BatchFeature(data={"pixel_values_videos": pixel_values}, tensor_type=return_tensors)
+
+
+__all__ = ["VideoLlama2VideoProcessor"]
