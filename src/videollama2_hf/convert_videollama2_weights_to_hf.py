@@ -201,7 +201,7 @@ def detect_preset(source: str, original_config: dict, kind: str) -> dict | None:
         kind,
         original_config.get("num_frames") or _DEFAULT_NUM_FRAMES,
         original_config.get("mm_projector_type", "linear"),
-        original_config.get("mm_vision_tower"),
+        (_known_vision_tower(original_config.get("mm_vision_tower", "")) or {}).get("id"),
     )
     matches = [preset for preset in presets.values() if _preset_signature(preset) == signature]
     return matches[0] if len(matches) == 1 else None
