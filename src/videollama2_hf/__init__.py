@@ -7,6 +7,7 @@ from transformers import (
     AutoModelForImageTextToText,
     AutoModelForMultimodalLM,
     AutoProcessor,
+    AutoVideoProcessor,
     CLIPImageProcessorPil,
 )
 
@@ -14,6 +15,7 @@ from .configuration_videollama2 import VideoLlama2Config, num_visual_tokens
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model, VideoLlama2PreTrainedModel
 from .original_checkpoint import register_original_checkpoints
 from .processing_videollama2 import VideoLlama2Processor
+from .video_processing_videollama2 import VideoLlama2VideoProcessor
 
 
 AutoConfig.register(VideoLlama2Config.model_type, VideoLlama2Config, exist_ok=True)
@@ -21,6 +23,7 @@ AutoModel.register(VideoLlama2Config, VideoLlama2Model, exist_ok=True)
 AutoModelForImageTextToText.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
 AutoModelForMultimodalLM.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
 AutoProcessor.register(VideoLlama2Config, VideoLlama2Processor, exist_ok=True)
+AutoVideoProcessor.register(VideoLlama2Config, VideoLlama2VideoProcessor, exist_ok=True)
 # The default tower is CLIP; converted checkpoints name their (CLIP or SigLIP) PIL image processor explicitly.
 AutoImageProcessor.register(VideoLlama2Config, image_processor_classes={"pil": CLIPImageProcessorPil}, exist_ok=True)
 # Released DAMO-NLP-SG checkpoints (model_type videollama2_*, original tensor names) load without conversion.
@@ -38,5 +41,6 @@ __all__ = [
     "VideoLlama2Model",
     "VideoLlama2PreTrainedModel",
     "VideoLlama2Processor",
+    "VideoLlama2VideoProcessor",
     "num_visual_tokens",
 ]
