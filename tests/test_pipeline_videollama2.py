@@ -178,3 +178,15 @@ def test_visual_question_answering_task_through_custom_pipelines(folder, tmp_pat
         pipeline("visual-question-answering", model=str(shipped))
     with pytest.raises(FileNotFoundError):
         add_vqa_pipeline_to_folder(tmp_path / "empty")
+
+
+def test_pipeline_on_a_release_in_the_original_layout(fixtures_dir, tmp_path, media, chat_pipe):
+    from videollama2_test_utils import original_folder
+
+    release = original_folder(fixtures_dir, "mistral_stc_f8", tmp_path / "VideoLLaMA2-7B")
+    pipe = pipeline("image-text-to-text", model=str(release), dtype="float32")
+    item = chat(ITEMS["image path"](media))
+    answer = pipe(text=item, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
+    assert answer == chat_pipe(text=item, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
+    vqa = pipeline("image-text-to-text", model=str(release), pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline)
+    assert vqa(image=media["image_path"], question=QUESTION, generate_kwargs=GREEDY)[0]["answer"]
