@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args, parser)
     except KeyboardInterrupt:
-        print("videollama2-hf: interrupted; nothing was written to the output folder.", file=sys.stderr)
+        detail = "; nothing was written to the output folder" if args.command == "convert" else ""
+        print(f"videollama2-hf: interrupted{detail}.", file=sys.stderr)
         return 130
     except (ValueError, OSError, KeyError) as error:
         print(f"videollama2-hf {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
