@@ -130,6 +130,21 @@ class VideoLlama2Processor(ProcessorMixin):
             return original.original_processor(pretrained_model_name_or_path, **kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        """Load the image processor with the PIL backend unless asked otherwise: transformers defaults to torchvision,
+        whose bicubic resize differs from the original's PIL one by up to 0.015 after normalisation."""
+        backend = kwargs.pop("backend", None)
+        arguments = super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
+        if backend != "torchvision":
+            from transformers import AutoImageProcessor
+
+            hub_kwargs = {key: kwargs[key] for key in ("subfolder", "revision", "token", "cache_dir") if key in kwargs}
+            arguments[cls.get_attributes().index("image_processor")] = AutoImageProcessor.from_pretrained(
+                pretrained_model_name_or_path, backend="pil", **hub_kwargs
+            )
+        return arguments
+
     @property
     def image_num_frames(self) -> int:
         """Images are clips of this many identical frames (the model's `num_frames`)."""
