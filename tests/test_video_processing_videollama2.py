@@ -22,7 +22,7 @@ from transformers.video_utils import VideoMetadata
 
 from videollama2_hf.video_processing_videollama2 import (
     VideoLlama2VideoProcessor,
-    _read_video_pyav,
+    _PyAVVideo,
     frame_window,
     sample_frame_indices,
 )
@@ -234,23 +234,50 @@ def test_pixels_equal_pil_image_processor_on_odd_sizes(image_processor, settings
         assert torch.equal(got, expected), (height, width)
 
 
+def _decode(path, num_frames: int) -> tuple[np.ndarray, _PyAVVideo]:
+    video = _PyAVVideo(
+        str(path), str(path), lambda metadata: sample_frame_indices(metadata.total_num_frames, num_frames), 32
+    )
+    return video.frames(), video
+
+
 def test_long_video_decodes_few_frames(media_dir):
     """8 frames of a 60 s, 3600-frame video: seek to each frame's key frame, skip what nothing references."""
     path = str(media_dir / "00003491.mp4")
-    decoded = _read_video_pyav(path, path, lambda metadata: sample_frame_indices(metadata.total_num_frames, 8), 32)
-    assert decoded.metadata.frames_indices == [225, 675, 1125, 1575, 2024, 2474, 2924, 3374]
-    assert decoded.decoded_frames < 3600 // 4
+    _, video = _decode(path, 8)
+    assert video.metadata.frames_indices == [225, 675, 1125, 1575, 2024, 2474, 2924, 3374]
+    assert video.decoded_frames < 3600 // 4
 
     # Seeking must land on the right frames: compare 16 frames (several per key-frame interval) with a plain decode.
-    decoded = _read_video_pyav(path, path, lambda metadata: sample_frame_indices(metadata.total_num_frames, 16), 32)
-    wanted = dict.fromkeys(decoded.metadata.frames_indices)
+    frames, video = _decode(path, 16)
+    wanted = dict.fromkeys(video.metadata.frames_indices)
     with av.open(path) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index in wanted:
                 wanted[index] = frame.to_ndarray(format="rgb24")
             if index == 3487:
                 break
-    np.testing.assert_array_equal(decoded.frames, np.stack(list(wanted.values())))
+    np.testing.assert_array_equal(frames, np.stack(list(wanted.values())))
+
+
+def test_seeking_with_frame_threads_on_large_frames(tmp_path, demo):
+    """720p and up decode with frame threads; seeking between short key-frame intervals must still be exact."""
+    path = tmp_path / "hd.mp4"
+    with av.open(str(demo)) as source, av.open(str(path), mode="w") as out:
+        options = {"preset": "ultrafast", "bframes": "3", "keyint": "12", "x264-params": "b-pyramid=normal"}
+        stream = out.add_stream("libx264", rate=25, options=options)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for index, frame in enumerate(source.decode(video=0)):
+            if index == 36:
+                break
+            out.mux(stream.encode(frame.reformat(width=1280, height=720)))
+        out.mux(stream.encode(None))
+    with av.open(str(path)) as container:
+        expected = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    frames, video = _decode(path, 8)
+    assert video.metadata.frames_indices == sample_frame_indices(36, 8).tolist()
+    np.testing.assert_array_equal(frames, np.stack([expected[i] for i in video.metadata.frames_indices]))
+    assert video.decoded_frames < 36
 
 
 def test_stream_without_timestamps_is_numbered_in_decode_order(tmp_path, media_dir):

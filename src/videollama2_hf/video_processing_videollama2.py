@@ -5,18 +5,18 @@ The original `process_video` decodes with decord, picks the middle frame of `num
 clips with black frames, keeps at most 32 frames and runs the vision tower's slow (PIL) image processor on every
 frame. This module reproduces those frames and pixels bit for bit while decoding far less of each video: it reads
 the packet index first, seeks to the key frame before each wanted frame, lets FFmpeg skip non-reference frames it
-does not need, converts only the kept frames to RGB and resizes them on several threads.
+does not need, converts only the kept frames to RGB and resizes each on a worker thread while the next one decodes.
 """
 
 import bisect
 import io
 import math
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from numbers import Real
-from typing import NamedTuple
 
 import numpy as np
 import PIL.Image
@@ -42,6 +42,11 @@ logger = logging.get_logger(__name__)
 GIF_FPS = 25.0
 FRAME_FOLDER_FPS = 3.0
 
+# FFmpeg frame threading pays off for large frames only: for small ones its pipeline start-up, paid again after every
+# seek, costs more than it saves (measured on 2 cores: 640x360 H.264 10-20% slower with it, 1080p 25% faster).
+# Below this size, decode with slice threads (FFmpeg's default), which help whenever a stream has several slices.
+FRAME_THREADING_MIN_PIXELS = 1280 * 720
+
 # Stateless PIL-backend operations (resize, center crop, rescale, normalize) shared by every processor instance.
 _PIL_OPS = PilBackend()
 
@@ -61,12 +66,6 @@ class VideoLlama2VideoProcessorKwargs(VideosKwargs, total=False):
     max_frames: int | None
     start_time: int | float | None
     end_time: int | float | None
-
-
-class _DecodedVideo(NamedTuple):
-    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
-    metadata: VideoMetadata
-    decoded_frames: int  # how many frames FFmpeg decoded to get them
 
 
 def _check_time(value, name: str) -> float:
@@ -213,15 +212,6 @@ def _transform_frame(
     return output
 
 
-def _map_frames(function: Callable, frames: list) -> list:
-    """Apply `function` to every frame, on as many threads as torch may use (PIL and numpy release the GIL)."""
-    workers = min(len(frames), torch.get_num_threads())
-    if workers <= 1:
-        return [function(frame) for frame in frames]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(function, frames))
-
-
 def _frame_indices(sample_indices_fn: Callable | None, metadata: VideoMetadata, max_frames: int | None) -> list[int]:
     """Indices to read: the sampler's, or the first `max_frames` frames when sampling is off."""
     total = metadata.total_num_frames
@@ -256,123 +246,139 @@ def _index_packets(container, stream) -> tuple[list, list]:
     return timestamps, keyframes
 
 
-def _decode_from_keyframe(container, stream, keyframe_pts: int, targets: dict[int, int]) -> tuple[dict, int]:
-    """Seek to a key frame and decode forward until every target (pts -> index) is out.
+def _set_threading(stream) -> None:
+    large = stream.codec_context.width * stream.codec_context.height >= FRAME_THREADING_MIN_PIXELS
+    stream.thread_type = "AUTO" if large else "SLICE"
 
-    Frames no target depends on (non-reference frames that are not targets) are skipped by FFmpeg, which leaves the
-    targets bit-identical: nothing references a skipped frame.
+
+class _PyAVVideo:
+    """A video file whose packets are indexed (frame count, timestamps, key frames) but whose frames are decoded later,
+    so that the caller can process each frame while the next one decodes.
+
+    Frame `i` is the `i`-th packet in timestamp order, as decord counts. Decoding seeks to the key frame before each
+    run of wanted frames and lets FFmpeg skip the non-reference frames nobody wants, which leaves the wanted frames
+    bit-identical since nothing references a skipped frame.
     """
-    container.seek(keyframe_pts, stream=stream, backward=True)  # also flushes the decoder
-    codec = stream.codec_context
-    frames, decoded = {}, 0
-    try:
-        for packet in container.demux(stream):
-            codec.skip_frame = "DEFAULT" if packet.pts in targets else "NONREF"
-            for frame in codec.decode(packet):
-                decoded += 1
-                index = targets.get(frame.pts)
-                if index is not None and index not in frames:
-                    frames[index] = frame.to_ndarray(format="rgb24")
-            if len(frames) == len(targets):
-                break
-    finally:
-        codec.skip_frame = "DEFAULT"
-    return frames, decoded
 
-
-def _decode_by_timestamp(container, stream, timestamps: list, keyframes: list, wanted: list[int]) -> tuple[dict, int]:
-    """Decode the frames at the sorted presentation-order indices `wanted`, one seek per key-frame interval."""
-    order = sorted(timestamps)
-    rank = {pts: index for index, pts in enumerate(order)}
-    keyframe_ranks = sorted(rank[pts] for pts in keyframes) or [0]
-    runs: dict[int, list[int]] = {}  # key frame index -> wanted frames decoded from it
-    for index in wanted:
-        position = bisect.bisect_right(keyframe_ranks, index) - 1
-        runs.setdefault(keyframe_ranks[position] if position >= 0 else 0, []).append(index)
-    frames, decoded = {}, 0
-    for keyframe, members in runs.items():
-        got, count = _decode_from_keyframe(container, stream, order[keyframe], {order[i]: i for i in members})
-        frames.update(got)
-        decoded += count
-    return frames, decoded
-
-
-def _decode_in_order(container, wanted: list[int]) -> tuple[dict, int]:
-    """Decode from the start and number frames as they come out: for streams whose timestamps cannot be trusted."""
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    frames, decoded = {}, 0
-    wanted_set = set(wanted)
-    for index, frame in enumerate(container.decode(stream)):
-        decoded += 1
-        if index in wanted_set:
-            frames[index] = frame.to_ndarray(format="rgb24")
-        if index >= wanted[-1]:
-            break
-    return frames, decoded
-
-
-def _read_video_pyav(source, name: str, sample_indices_fn: Callable | None, max_frames: int | None) -> _DecodedVideo:
-    """Decode the sampled frames of a video file (path or seekable file object) with PyAV."""
-    av = _import_av()
-    start = None if isinstance(source, str) else source.tell()
-
-    def open_video():
-        if start is not None:
-            source.seek(start)
-        return av.open(source)
-
-    corrupt = (
-        f"Could not decode {name}: the file is corrupt, truncated, unreadable or not a video FFmpeg can read. "
-        "Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
-    )
-    try:
-        with open_video() as container:
+    def __init__(self, source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
+        self.av = _import_av()
+        self.source, self.name = source, name
+        self.start = None if isinstance(source, str) else source.tell()
+        self.decoded_frames = 0  # frames FFmpeg decoded so far, to keep long videos cheap
+        with self._ffmpeg_errors(), self._open() as container:
             if not container.streams.video:
                 raise ValueError(
                     f"{name} has no video stream (an audio-only file?). Pass a video file, an image folder or frames."
                 )
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            timestamps, keyframes = _index_packets(container, stream)
-            if not timestamps:
+            self.timestamps, self.keyframes = _index_packets(container, stream)
+            if not self.timestamps:
                 raise ValueError(f"{name} has a video stream without any frame; there is nothing to sample.")
-            if stream.frames and stream.frames != len(timestamps):
+            if stream.frames and stream.frames != len(self.timestamps):
                 logger.warning(
-                    f"{name}: the container lists {stream.frames} frames but only {len(timestamps)} can be read "
+                    f"{name}: the container lists {stream.frames} frames but only {len(self.timestamps)} can be read "
                     "(a truncated file?); sampling from those."
                 )
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else None
-            metadata = VideoMetadata(
-                total_num_frames=len(timestamps),
+            self.metadata = VideoMetadata(
+                total_num_frames=len(self.timestamps),
                 fps=fps,
                 width=stream.codec_context.width,
                 height=stream.codec_context.height,
-                duration=len(timestamps) / fps if fps else None,
+                duration=len(self.timestamps) / fps if fps else None,
                 video_backend="pyav",
             )
-            indices = _frame_indices(sample_indices_fn, metadata, max_frames)
-            wanted = sorted(set(indices))
-            frames, decoded = {}, 0
-            if None not in timestamps and len(set(timestamps)) == len(timestamps):
-                try:
-                    frames, decoded = _decode_by_timestamp(container, stream, timestamps, keyframes, wanted)
-                except av.FFmpegError as error:  # e.g. a container that cannot seek: decode it in order below
-                    logger.info(f"{name}: seeking failed ({error}).")
-        if len(frames) < len(wanted):  # no usable timestamps, or they did not match the decoded frames
-            logger.info(f"{name}: numbering frames in decode order, as its timestamps cannot be used.")
-            with open_video() as container:
-                frames, count = _decode_in_order(container, wanted)
-            decoded += count
-    except av.FFmpegError as error:
-        raise ValueError(f"{corrupt} ({error})") from error
-    missing = [index for index in wanted if index not in frames]
-    if missing:
-        raise ValueError(f"{corrupt} (frames {missing} of {len(timestamps)} could not be decoded)")
-    logger.debug(f"{name}: decoded {decoded} frames to keep {len(wanted)} of {len(timestamps)}.")
-    metadata.frames_indices = indices
-    return _DecodedVideo(np.stack([frames[index] for index in indices]), metadata, decoded)
+        self.indices = _frame_indices(sample_indices_fn, self.metadata, max_frames)
+        self.metadata.frames_indices = self.indices
+
+    def _open(self):
+        if self.start is not None:
+            self.source.seek(self.start)
+        return self.av.open(self.source)
+
+    @contextmanager
+    def _ffmpeg_errors(self):
+        try:
+            yield
+        except self.av.FFmpegError as error:
+            raise ValueError(
+                f"Could not decode {self.name} ({error}): the file is corrupt, truncated, unreadable or not a video "
+                "FFmpeg can read. Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
+            ) from error
+
+    def decode(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield `(index, RGB frame)` once for each distinct index, as the frames come out of the decoder."""
+        wanted = sorted(set(indices))
+        done = set()
+        with self._ffmpeg_errors():
+            if None not in self.timestamps and len(set(self.timestamps)) == len(self.timestamps):
+                with self._open() as container:
+                    try:
+                        for index, frame in self._decode_by_timestamp(container, wanted):
+                            done.add(index)
+                            yield index, frame
+                    except self.av.FFmpegError as error:  # e.g. a container that cannot seek: decode in order below
+                        logger.info(f"{self.name}: seeking failed ({error}).")
+            missing = [index for index in wanted if index not in done]
+            if missing:
+                logger.info(f"{self.name}: numbering frames in decode order, as its timestamps cannot be used.")
+                with self._open() as container:
+                    for index, frame in self._decode_in_order(container, missing):
+                        done.add(index)
+                        yield index, frame
+        missing = [index for index in wanted if index not in done]
+        if missing:
+            raise ValueError(
+                f"Could not decode frames {missing} of {self.name}, which has {len(self.timestamps)} frames: the file "
+                "is probably corrupt. Re-encode it or pass its frames as an array."
+            )
+        logger.debug(f"{self.name}: decoded {self.decoded_frames} frames to keep {len(wanted)}.")
+
+    def frames(self) -> np.ndarray:
+        """All sampled frames as a (T, H, W, 3) uint8 array."""
+        decoded = dict(self.decode(self.indices))
+        return np.stack([decoded[index] for index in self.indices])
+
+    def _decode_by_timestamp(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """One seek per key-frame interval holding wanted frames, then decode forward until they are all out."""
+        stream = container.streams.video[0]
+        _set_threading(stream)
+        codec = stream.codec_context
+        order = sorted(self.timestamps)
+        rank = {pts: index for index, pts in enumerate(order)}
+        keyframe_ranks = sorted(rank[pts] for pts in self.keyframes) or [0]
+        runs: dict[int, list[int]] = {}  # key frame index -> wanted frames decoded from it
+        for index in wanted:
+            position = bisect.bisect_right(keyframe_ranks, index) - 1
+            runs.setdefault(keyframe_ranks[position] if position >= 0 else 0, []).append(index)
+        for keyframe, members in runs.items():
+            targets = {order[index]: index for index in members}
+            container.seek(order[keyframe], stream=stream, backward=True)  # also flushes the decoder
+            try:
+                for packet in container.demux(stream):
+                    codec.skip_frame = "DEFAULT" if packet.pts in targets else "NONREF"
+                    for frame in codec.decode(packet):
+                        self.decoded_frames += 1
+                        index = targets.pop(frame.pts, None)
+                        if index is not None:
+                            yield index, frame.to_ndarray(format="rgb24")
+                    if not targets:
+                        break
+            finally:
+                codec.skip_frame = "DEFAULT"
+
+    def _decode_in_order(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode from the start and number frames as they come out: for streams whose timestamps cannot be used."""
+        stream = container.streams.video[0]
+        _set_threading(stream)
+        wanted_set = set(wanted)
+        for index, frame in enumerate(container.decode(stream)):
+            self.decoded_frames += 1
+            if index in wanted_set:
+                yield index, frame.to_ndarray(format="rgb24")
+            if index >= wanted[-1]:
+                break
 
 
 def _read_gif(source, sample_indices_fn: Callable | None, max_frames: int | None) -> tuple[np.ndarray, VideoMetadata]:
@@ -440,8 +446,9 @@ def _download(url: str) -> bytes:
     return response.content
 
 
-def _read_encoded(source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
-    """Frames and metadata of one encoded video (path or file object): GIFs with PIL, everything else with PyAV."""
+def _open_encoded(source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
+    """One encoded video (path or file object): GIFs are read with PIL into frames, other videos are indexed with
+    PyAV and decoded later. Returns `(frames or _PyAVVideo, metadata)`."""
     if isinstance(source, str):
         with open(source, "rb") as file:
             head = file.read(6)
@@ -451,8 +458,8 @@ def _read_encoded(source, name: str, sample_indices_fn: Callable | None, max_fra
         source.seek(position)
     if head in (b"GIF87a", b"GIF89a"):
         return _read_gif(source, sample_indices_fn, max_frames)
-    decoded = _read_video_pyav(source, name, sample_indices_fn, max_frames)
-    return decoded.frames, decoded.metadata
+    video = _PyAVVideo(source, name, sample_indices_fn, max_frames)
+    return video, video.metadata
 
 
 def _is_source(video) -> bool:
@@ -591,21 +598,25 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         if isinstance(video_url_or_urls, (list, tuple)):
             decoded = [self.fetch_videos(video, sample_indices_fn) for video in video_url_or_urls]
             return [frames for frames, _ in decoded], [metadata for _, metadata in decoded]
-        video = video_url_or_urls
-        read = partial(_read_encoded, sample_indices_fn=sample_indices_fn, max_frames=self.max_frames)
+        video, metadata = self._open_source(video_url_or_urls, sample_indices_fn)
+        return (video.frames() if isinstance(video, _PyAVVideo) else video), metadata
+
+    def _open_source(self, video, sample_indices_fn: Callable | None):
+        """`(frames or a _PyAVVideo still to decode, metadata)` of a path, URL, folder, bytes or file object."""
+        open_encoded = partial(_open_encoded, sample_indices_fn=sample_indices_fn, max_frames=self.max_frames)
         if isinstance(video, (str, os.PathLike)):
             path = os.fspath(video)
             if path.startswith(("http://", "https://")):
-                return read(io.BytesIO(_download(path)), path)
+                return open_encoded(io.BytesIO(_download(path)), path)
             if os.path.isdir(path):
                 return _read_frame_folder(path, sample_indices_fn, self.max_frames)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"No video file or frame folder at {path}. Check the path.")
-            return read(path, path)
+            return open_encoded(path, path)
         if isinstance(video, (bytes, bytearray, memoryview)):
-            return read(io.BytesIO(video), "the video bytes")
+            return open_encoded(io.BytesIO(video), "the video bytes")
         if hasattr(video, "read"):
-            return read(video, getattr(video, "name", "the video file object"))
+            return open_encoded(video, getattr(video, "name", "the video file object"))
         raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
 
     def _decode_and_sample_videos(
@@ -615,16 +626,17 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         do_sample_frames: bool | None = None,
         sample_indices_fn: Callable | None = None,
     ) -> tuple[list, list[VideoMetadata]]:
-        """Decode files and sample frames: files always, 4-D arrays when `do_sample_frames`, frame lists never.
+        """Sample frames: from files always, from 4-D arrays when `do_sample_frames`, from frame lists never.
 
-        Without sampling, files and arrays give their first `self.max_frames` frames.
+        Video files are only indexed here; `_preprocess` decodes them, so that frames are resized while the next ones
+        decode. Without sampling, files and arrays give their first `self.max_frames` frames.
         """
         videos = _split_videos(videos)
         given_fps = _given_fps(video_metadata, len(videos))
         decoded_videos, metadata_list = [], []
         for video, fps in zip(videos, given_fps):
             if _is_source(video):
-                frames, metadata = self.fetch_videos(video, sample_indices_fn if do_sample_frames else None)
+                frames, metadata = self._open_source(video, sample_indices_fn if do_sample_frames else None)
             elif isinstance(video, (list, tuple)):  # frames, used as given
                 frames = [_load_image(frame) if isinstance(frame, (str, os.PathLike)) else frame for frame in video]
                 metadata = VideoMetadata(
@@ -643,19 +655,20 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
 
     def _prepare_input_videos(
         self, videos: list, do_convert_rgb: bool | None = None, input_data_format=None, device=None
-    ) -> list[list[np.ndarray]]:
-        """Every video as a list of (H, W, 3) uint8 RGB frames: the PIL processors' input, no torch round trip."""
+    ) -> list:
+        """Every video as (H, W, 3) uint8 RGB frames, the PIL processors' input (video files decode to that)."""
         prepared = []
         for video in videos:
-            frames = [_rgb_frame(frame, input_data_format, do_convert_rgb) for frame in video]
-            if not frames:
-                raise ValueError("A video without frames cannot be processed.")
-            prepared.append(frames)
+            if not isinstance(video, _PyAVVideo):
+                video = [_rgb_frame(frame, input_data_format, do_convert_rgb) for frame in video]
+                if not video:
+                    raise ValueError("A video without frames cannot be processed.")
+            prepared.append(video)
         return prepared
 
     def _preprocess(
         self,
-        videos: list[list[np.ndarray]],
+        videos: list,
         do_resize: bool,
         size: SizeDict,
         resample,
@@ -672,7 +685,10 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         return_tensors: str | TensorType | None = None,
         **kwargs,
     ) -> BatchFeature:
-        """Pad to `num_frames` with black frames, keep `max_frames`, then the PIL image processor's steps per frame."""
+        """Keep `max_frames`, pad to `num_frames` with black frames, then the PIL image processor's steps per frame.
+
+        Frames are transformed on worker threads (PIL and numpy release the GIL) while video files keep decoding.
+        """
         table = _rescale_normalize_table(do_rescale, rescale_factor, do_normalize, image_mean, image_std)
         transform = partial(
             _transform_frame,
@@ -683,21 +699,10 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         )
         # Sampling at a rate gives a variable length that is not padded (the original's num_frames=None mode).
         length = None if fps is not None else (num_frames if num_frames is not None else self.num_frames)
-        if max_frames is not None:
-            if any(len(frames) > max_frames for frames in videos):
-                logger.warning_once(f"Videos are cut to their first `max_frames`={max_frames} frames.")
-            videos = [frames[:max_frames] for frames in videos]
-            length = None if length is None else min(length, max_frames)
-        # Black padding frames get the shape of the video's last frame and go through the same steps.
-        paddings = [max(0, (length or 0) - len(frames)) for frames in videos]
-        work = [frame for frames in videos for frame in frames]
-        work += [np.zeros_like(frames[-1]) for frames, padding in zip(videos, paddings) if padding]
-        results = iter(_map_frames(transform, work))
-        processed = [[next(results) for _ in frames] for frames in videos]
-        for frames, padding in zip(processed, paddings):
-            if padding:
-                frames.extend([next(results)] * padding)
-        pixel_values = [torch.from_numpy(np.stack(frames)) for frames in processed]
+        length = length if max_frames is None or length is None else min(length, max_frames)
+        with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+            futures = [self._submit_frames(pool, transform, video, length, max_frames) for video in videos]
+        pixel_values = [torch.from_numpy(np.stack([future.result() for future in video])) for video in futures]
         if return_tensors is not None and len({tuple(video.shape) for video in pixel_values}) > 1:
             shapes = [tuple(video.shape) for video in pixel_values]
             raise ValueError(
@@ -705,6 +710,24 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
                 "`num_frames` from each (frame lists are used as given), or process them one at a time."
             )
         return BatchFeature(data={"pixel_values_videos": pixel_values}, tensor_type=return_tensors)
+
+    @staticmethod
+    def _submit_frames(pool, transform: Callable, video, length: int | None, max_frames: int | None) -> list[Future]:
+        """Queue the transform of every kept frame of one video (decoding it meanwhile), then of its padding."""
+        if isinstance(video, _PyAVVideo):
+            indices = video.indices[:max_frames]
+            submitted = {}
+            for index, frame in video.decode(indices):
+                submitted[index] = pool.submit(transform, frame)
+            futures, last_frame = [submitted[index] for index in indices], frame
+        else:
+            if max_frames is not None and len(video) > max_frames:
+                logger.warning_once(f"Videos are cut to their first `max_frames`={max_frames} frames.")
+            futures, last_frame = [pool.submit(transform, frame) for frame in video[:max_frames]], video[-1]
+        padding = max(0, (length or 0) - len(futures))
+        if padding:  # black frames shaped like the video's frames, through the same steps
+            futures += [pool.submit(transform, np.zeros_like(last_frame))] * padding
+        return futures
 
 
 __all__ = ["VideoLlama2VideoProcessor"]
