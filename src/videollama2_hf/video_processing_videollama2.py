@@ -462,6 +462,9 @@ def _open_encoded(source, name: str, sample_indices_fn: Callable | None, max_fra
     return video, video.metadata
 
 
+_IMAGE_FILE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
 def _is_source(video) -> bool:
     """Something still to be decoded: a path, URL, encoded bytes or a file object."""
     return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(video, "read")
@@ -469,6 +472,10 @@ def _is_source(video) -> bool:
 
 def _is_frame(item) -> bool:
     return isinstance(item, PIL.Image.Image) or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim in (2, 3))
+
+
+def _is_image_file(item) -> bool:
+    return isinstance(item, (str, os.PathLike)) and os.path.splitext(item)[1].lower() in _IMAGE_FILE_EXTENSIONS
 
 
 def _is_video(item) -> bool:
@@ -497,7 +504,13 @@ def _split_videos(videos) -> list:
     """One entry per video. A flat list of frames is one video; a list of videos (or a 5-D array) is a batch.
 
     A list of paths is a batch of videos; a video given as image files is a nested list (`[["f1.jpg", ...]]`).
+    `apply_chat_template` groups videos per conversation (`[["a.mp4"], [], [frames]]`): groups whose items are
+    videos, not frames or image files, are flattened.
     """
+    if isinstance(videos, (list, tuple)) and videos and all(isinstance(group, (list, tuple)) for group in videos):
+        items = [item for group in videos for item in group]
+        if items and not any(_is_frame(item) or _is_image_file(item) for item in items):
+            return [video for item in items for video in _split_videos(item)]
     if _is_source(videos) or _is_frame(videos):
         return [videos if _is_source(videos) else [videos]]
     if isinstance(videos, (np.ndarray, torch.Tensor)):
