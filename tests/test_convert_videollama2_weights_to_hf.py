@@ -74,6 +74,7 @@ METADATA_FILES = {
     "processor_config.json",
     "processing_videollama2.py",
     "video_processing_videollama2.py",
+    "pipeline_videollama2.py",
     "tokenizer.json",
     "tokenizer_config.json",
     "chat_template.jinja",
@@ -250,7 +251,11 @@ def test_output_files_config_and_generation_defaults(converted, fixtures_dir):
         assert config["auto_map"] == {
             "AutoConfig": "configuration_videollama2.VideoLlama2Config",
             "AutoModelForImageTextToText": "modeling_videollama2.VideoLlama2ForConditionalGeneration",
+            "AutoModel": "modeling_videollama2.VideoLlama2Model",
         }
+        assert config["custom_pipelines"]["visual-question-answering"]["impl"] == (
+            "pipeline_videollama2.VideoLlama2VisualQuestionAnsweringPipeline"
+        )
         assert config["dtype"] == "bfloat16" and config["model_type"] == "videollama2"
         processor_config = json.loads((out / "processor_config.json").read_text())
         assert processor_config["auto_map"]["AutoProcessor"] == "processing_videollama2.VideoLlama2Processor"
@@ -291,7 +296,7 @@ REMOTE_SCRIPT = textwrap.dedent(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    folder, ids, pixels = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    folder, ids, pixels, video = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
     from safetensors.torch import load_file
     pixel_values = load_file(pixels)["video.pixel_values"]
     model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32)
@@ -302,8 +307,15 @@ REMOTE_SCRIPT = textwrap.dedent(
         [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Hi"}]}], tokenize=False,
         add_generation_prompt=True,
     )
+    from transformers import pipeline
+    vqa = pipeline("visual-question-answering", model=folder, trust_remote_code=True, dtype=torch.float32)
+    answer = vqa(video=video, question="What does the baby do?", max_new_tokens=2)
+    processed = processor(text="<video>", videos=[video], return_tensors="pt")
     print(json.dumps({
         "unimportable": unimportable,
+        "vqa": answer,
+        "image_processor": type(processor.image_processor).__name__,
+        "pixels_equal": bool(torch.equal(processed["pixel_values_videos"][0], pixel_values)),
         "loaded": "videollama2_hf" in sys.modules,
         "model_module": type(model).__module__,
         "processor": type(processor).__name__,
@@ -314,7 +326,7 @@ REMOTE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_remote_code_loads_without_the_package(converted, loaded, fixtures_dir, tmp_path):
+def test_remote_code_loads_without_the_package(converted, loaded, fixtures_dir, media_dir, tmp_path):
     variant = "mistral_stc_f8"
     out, _ = converted(variant)
     model, reference, meta = loaded(variant)
@@ -329,6 +341,7 @@ def test_remote_code_loads_without_the_package(converted, loaded, fixtures_dir, 
             str(out),
             json.dumps(input_ids[0].tolist()),
             str(fixtures_dir / variant / "reference.safetensors"),
+            str(media_dir / "sample_demo_1.mp4"),
         ],
         cwd=tmp_path,
         env=env,
@@ -341,6 +354,9 @@ def test_remote_code_loads_without_the_package(converted, loaded, fixtures_dir, 
     assert report["unimportable"] and not report["loaded"]
     assert report["model_module"].startswith("transformers_modules.")
     assert report["processor"] == "VideoLlama2Processor" and report["video_tokens"] == 1
+    # the remote-code processor keeps the original's PIL pixels; the removed VQA task works as a custom pipeline
+    assert report["image_processor"] == "CLIPImageProcessorPil" and report["pixels_equal"]
+    assert len(report["vqa"]) == 1 and isinstance(report["vqa"][0]["answer"], str)
     margins = meta["cases"]["video"]["generate_step_margins"]
     exact = min(4, next((i for i, m in enumerate(margins) if m < MARGIN_FOR_EXACT_IDS), 4))
     assert report["new_ids"][:exact] == reference["video.generate_ids"][0, :exact].tolist()

@@ -861,6 +861,7 @@ def _write_metadata(meta: _Metadata, folder: Path, should_stop) -> dict:
 
     from . import modeling_videollama2
     from .configuration_videollama2 import VideoLlama2Config
+    from .pipeline_videollama2 import add_vqa_pipeline_to_folder
     from .processing_videollama2 import load_original_tokenizer
 
     should_stop()
@@ -880,8 +881,12 @@ def _write_metadata(meta: _Metadata, folder: Path, should_stop) -> dict:
         module_file = Path(modeling_videollama2.__file__)
         for file in [module_file, *map(Path, get_relative_import_files(module_file))]:
             shutil.copyfile(file, folder / file.name)
-        config.auto_map = {model_class._auto_class: f"{module_file.stem}.{model_class.__name__}"}
+        config.auto_map = {
+            model_class._auto_class: f"{module_file.stem}.{model_class.__name__}",
+            "AutoModel": f"{module_file.stem}.{modeling_videollama2.VideoLlama2Model.__name__}",
+        }
         config.save_pretrained(folder)
+    add_vqa_pipeline_to_folder(folder)  # the removed `visual-question-answering` task, as a custom pipeline
     should_stop()
     _write_processor(tokenizer, meta.image_processor, config, meta.defaults["chat_template"], folder)
     generation = GenerationConfig(**meta.defaults["generation"])
