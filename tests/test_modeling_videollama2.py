@@ -174,8 +174,10 @@ def test_placeholder_count_mismatch(model):
     ids = torch.tensor([prompt(model, "video")])
     with pytest.raises(ValueError, match="do not match"):  # two videos for one placeholder run
         model(input_ids=ids, pixel_values_videos=pixels(2, 4))
-    with pytest.raises(ValueError, match="no `pixel_values`"):
+    with pytest.raises(ValueError, match="no `pixel_values_videos`"):
         model(input_ids=ids)
+    with pytest.raises(ValueError, match="<video> tokens but no `pixel_values_videos`"):  # only an image given
+        model(input_ids=torch.tensor([prompt(model, "video") + prompt(model, "image")]), pixel_values=pixels(1))
 
 
 def test_forward_loss_and_logits_to_keep(model):

@@ -336,19 +336,17 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                 vision_feature_select_strategy=vision_feature_select_strategy,
                 return_dict=True,
             )
+        is_prefill = cache is None or cache.get_seq_length() == 0
         for modality, token_id in zip(("image", "video"), placeholder_ids):
             if mm_encoder_outputs.get(modality) is None:
+                if is_prefill and input_ids is not None and (input_ids == token_id).any():
+                    pixels = "pixel_values" if modality == "image" else "pixel_values_videos"
+                    raise ValueError(f"The prompt holds <{modality}> tokens but no `{pixels}` were given.")
                 continue
             features = torch.cat(list(mm_encoder_outputs[modality].pooler_output), dim=0)
             features = features.to(inputs_embeds.device, inputs_embeds.dtype)
             mask = self.get_placeholder_mask(input_ids, token_id, features, modality)
             inputs_embeds = inputs_embeds.masked_scatter(mask.unsqueeze(-1).to(inputs_embeds.device), features)
-        if input_ids is not None and not mm_encoder_outputs:
-            stray = (input_ids == placeholder_ids[0]) | (input_ids == placeholder_ids[1])
-            if stray.any() and (cache is None or cache.get_seq_length() == 0):
-                raise ValueError(
-                    "The prompt holds <image>/<video> tokens but no `pixel_values`/`pixel_values_videos` were given."
-                )
 
         outputs = self.language_model(
             attention_mask=attention_mask,
