@@ -26,6 +26,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForImageTextToText
+from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, first_low_margin_step
 
 import videollama2_hf  # noqa: F401  (registers the Auto classes)
 from videollama2_hf import cli
@@ -42,16 +43,6 @@ from videollama2_hf.convert_videollama2_weights_to_hf import (
 from videollama2_hf.modeling_videollama2 import VideoLlama2ForConditionalGeneration
 
 
-VARIANTS = [
-    "mistral_stc_f8",
-    "mistral_stc_f16",
-    "mixtral_stc",
-    "mistral_mlp2x_gelu",
-    "mistral_stp",
-    "qwen2_siglip_stcv35_f16",
-]
-PLACEHOLDER = {"video": -201, "image": -200}
-MARGIN_FOR_EXACT_IDS = 1e-3
 PRESET_NAMES = {
     "VideoLLaMA2-7B",
     "VideoLLaMA2-7B-Base",
@@ -155,16 +146,14 @@ def loaded(converted, fixtures_dir):
 def _inputs(model, reference, meta, case):
     info = meta["cases"][case]
     token_id = model.config.video_token_id if case == "video" else model.config.image_token_id
-    ids = []
-    for token in info["input_ids"]:
-        ids += [token_id] * info["num_visual_tokens"] if token == PLACEHOLDER[case] else [token]
+    ids = expanded_ids(info, case, token_id)
     pixels = reference[f"{case}.pixel_values"]
     media = {"pixel_values_videos": pixels[None]} if case == "video" else {"pixel_values": pixels}
     return torch.tensor([ids]), media
 
 
 @pytest.mark.parametrize("case", ["video", "image"])
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", FIXTURE_VARIANTS)
 def test_converted_folder_reproduces_reference_logits_and_greedy_ids(loaded, variant, case):
     model, reference, meta = loaded(variant)
     input_ids, media = _inputs(model, reference, meta, case)
@@ -183,11 +172,11 @@ def test_converted_folder_reproduces_reference_logits_and_greedy_ids(loaded, var
         )[0, input_ids.shape[1] :].tolist()
     expected_ids = reference[f"{case}.generate_ids"][0].tolist()
     margins = meta["cases"][case]["generate_step_margins"]
-    exact = next((i for i, margin in enumerate(margins) if margin < MARGIN_FOR_EXACT_IDS), len(margins))
+    exact = first_low_margin_step(margins)
     assert generated[:exact] == expected_ids[:exact]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", FIXTURE_VARIANTS)
 def test_verify_passes_and_reports_exact_copy(converted, variant):
     out, result = converted(variant)
     report = result.verification
@@ -199,7 +188,7 @@ def test_verify_passes_and_reports_exact_copy(converted, variant):
     assert report["dtype"] == "bfloat16"
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", FIXTURE_VARIANTS)
 def test_tensors_bit_identical_and_layout_valid(converted, fixtures_dir, variant):
     out, result = converted(variant)
     source_dir = _source_dir(fixtures_dir, variant)
@@ -358,7 +347,7 @@ def test_remote_code_loads_without_the_package(converted, loaded, fixtures_dir, 
     assert report["image_processor"] == "CLIPImageProcessorPil" and report["pixels_equal"]
     assert len(report["vqa"]) == 1 and isinstance(report["vqa"][0]["answer"], str)
     margins = meta["cases"]["video"]["generate_step_margins"]
-    exact = min(4, next((i for i, m in enumerate(margins) if m < MARGIN_FOR_EXACT_IDS), 4))
+    exact = min(4, first_low_margin_step(margins))
     assert report["new_ids"][:exact] == reference["video.generate_ids"][0, :exact].tolist()
 
 

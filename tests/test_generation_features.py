@@ -10,45 +10,13 @@ import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForImageTextToText, TextIteratorStreamer, TextStreamer, TokenizersBackend
+from videollama2_test_utils import BOS_ID, EOS_ID, IMAGE_ID, PAD_ID, VIDEO_ID, VOCAB, tiny_config
 
-from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration
+from videollama2_hf import VideoLlama2ForConditionalGeneration
 
 
-VOCAB = 96
-PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
-IMAGE_ID, VIDEO_ID = VOCAB, VOCAB + 1  # past the vocabulary, as for the released Mistral checkpoints
 FRAMES = 4
 SIZE = 56
-
-
-def tiny_config(**kwargs) -> VideoLlama2Config:
-    return VideoLlama2Config(
-        text_config={
-            "model_type": "mistral",
-            "hidden_size": 32,
-            "intermediate_size": 48,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "vocab_size": VOCAB,
-            "pad_token_id": PAD_ID,
-            "bos_token_id": BOS_ID,
-            "eos_token_id": EOS_ID,
-        },
-        vision_config={
-            "model_type": "clip_vision_model",
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": SIZE,
-            "patch_size": 14,
-        },
-        num_frames=FRAMES,
-        image_token_id=IMAGE_ID,
-        video_token_id=VIDEO_ID,
-        **kwargs,
-    )
 
 
 def tiny_tokenizer() -> TokenizersBackend:

@@ -6,47 +6,9 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModelForImageTextToText
+from videollama2_test_utils import IMAGE_ID, PAD_ID, VIDEO_ID, VOCAB, tiny_config
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration, num_visual_tokens
-
-
-VOCAB = 96
-IMAGE_ID, VIDEO_ID = VOCAB, VOCAB + 1  # past the vocabulary, as for the released Mistral checkpoints
-PAD_ID = 0
-
-
-def tiny_config(projector_type="stc_connector", text="mistral", vision="clip_vision_model", num_frames=4, **kwargs):
-    text_config = {
-        "model_type": text,
-        "hidden_size": 32,
-        "intermediate_size": 48,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "vocab_size": VOCAB,
-        "pad_token_id": PAD_ID,
-    }
-    if text == "mixtral":
-        text_config.update(num_local_experts=4, num_experts_per_tok=2)
-    vision_config = {
-        "model_type": vision,
-        "hidden_size": 16,
-        "intermediate_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "image_size": 56,
-        "patch_size": 14,
-    }
-    return VideoLlama2Config(
-        text_config=text_config,
-        vision_config=vision_config,
-        projector_type=projector_type,
-        num_frames=num_frames,
-        image_token_id=IMAGE_ID,
-        video_token_id=VIDEO_ID,
-        vision_feature_select_strategy="full" if vision == "siglip_vision_model" else "default",
-        **kwargs,
-    )
 
 
 def build(config, seed=0):

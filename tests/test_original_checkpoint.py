@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
-from videollama2_test_utils import expanded_ids, original_folder
+from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, original_folder
 
 from videollama2_hf import (
     VideoLlama2Config,
@@ -23,16 +23,6 @@ from videollama2_hf import (
 from videollama2_hf.convert_videollama2_weights_to_hf import convert_config
 from videollama2_hf.original_checkpoint import is_original_checkpoint, resolve_vision_tower
 from videollama2_hf.processing_videollama2 import load_original_tokenizer
-
-
-VARIANTS = [
-    "mistral_stc_f8",
-    "mistral_stc_f16",
-    "mixtral_stc",
-    "mistral_mlp2x_gelu",
-    "mistral_stp",
-    "qwen2_siglip_stcv35_f16",
-]
 
 
 class Loaded:
@@ -63,7 +53,7 @@ class Loaded:
         return {"pixel_values": self.reference["image.pixel_values"]}
 
 
-@pytest.fixture(scope="module", params=VARIANTS)
+@pytest.fixture(scope="module", params=FIXTURE_VARIANTS)
 def loaded(request, fixtures_dir):
     return Loaded(fixtures_dir, request.param)
 

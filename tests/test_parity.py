@@ -12,23 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import GenerationConfig, RepetitionPenaltyLogitsProcessor
+from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, first_low_margin_step
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration, VideoLlama2Processor
 from videollama2_hf.convert_videollama2_weights_to_hf import ORIGINAL_TO_HF_KEY_PATTERNS, convert_config
 from videollama2_hf.processing_videollama2 import load_original_tokenizer
 
 
-VARIANTS = [
-    "mistral_stc_f8",
-    "mistral_stc_f16",
-    "mixtral_stc",
-    "mistral_mlp2x_gelu",
-    "mistral_stp",
-    "qwen2_siglip_stcv35_f16",
-]
-ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200}
 FEATURE_ATOL = 1e-4
-MARGIN_FOR_EXACT_IDS = 1e-3
 
 
 class Variant:
@@ -63,13 +54,8 @@ class Variant:
         return self.meta["cases"][name]
 
     def expanded_ids(self, name):
-        """The original's ids with its single placeholder id replaced by the run of our placeholder token."""
-        case = self.case(name)
         token_id = self.config.video_token_id if name == "video" else self.config.image_token_id
-        ids = []
-        for token in case["input_ids"]:
-            ids += [token_id] * case["num_visual_tokens"] if token == ORIGINAL_PLACEHOLDER[name] else [token]
-        return ids
+        return expanded_ids(self.case(name), name, token_id)
 
     def media_kwargs(self, name):
         path = str(self.media_dir / self.case(name)["media_file"])
@@ -98,7 +84,7 @@ class Variant:
         ]
 
 
-@pytest.fixture(scope="module", params=VARIANTS)
+@pytest.fixture(scope="module", params=FIXTURE_VARIANTS)
 def variant(request, fixtures_dir, media_dir):
     return Variant(fixtures_dir, media_dir, request.param)
 
@@ -177,10 +163,6 @@ def test_forward_matches_reference(variant, name):
     assert_logits_close(outputs.loss, ref[f"{name}.loss"], what="loss")
 
 
-def _first_low_margin_step(margins):
-    return next((step for step, margin in enumerate(margins) if margin < MARGIN_FOR_EXACT_IDS), len(margins))
-
-
 @pytest.mark.parametrize("name", ["video", "image"])
 def test_greedy_generation(variant, name):
     case = variant.case(name)
@@ -189,7 +171,7 @@ def test_greedy_generation(variant, name):
     with torch.no_grad():
         generated = variant.model.generate(**inputs, generation_config=variant.generation_config)
     new_tokens = generated[0, inputs["input_ids"].shape[1] :].tolist()
-    exact = _first_low_margin_step(case["generate_step_margins"])
+    exact = first_low_margin_step(case["generate_step_margins"])
     assert new_tokens[:exact] == case["generated_ids"][:exact]
     if exact == len(case["generated_ids"]):
         assert variant.processor.post_process_image_text_to_text(generated[:, inputs["input_ids"].shape[1] :]) == [
@@ -268,5 +250,5 @@ def test_batch_generation_left_padded(variant):
     new_tokens = generated[:, inputs["input_ids"].shape[1] :]
     for row, name in enumerate(["video", "image"]):
         case = variant.case(name)
-        exact = _first_low_margin_step(case["generate_step_margins"])
+        exact = first_low_margin_step(case["generate_step_margins"])
         assert new_tokens[row, :exact].tolist() == case["generated_ids"][:exact], name
