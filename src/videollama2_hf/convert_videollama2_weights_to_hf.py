@@ -1001,6 +1001,10 @@ def _model_card(meta: _Metadata, config) -> str:
             'messages = [{"role": "user", "content": [{"type": "image", "url": "https://.../image.jpg"},',
             '                                         {"type": "text", "text": "Describe the image."}]}]',
             'print(pipe(text=messages, max_new_tokens=64, return_full_text=False)[0]["generated_text"])',
+            "",
+            "# visual question answering (a custom pipeline shipped in this repository)",
+            f'vqa = pipeline("visual-question-answering", model="{example}", trust_remote_code=True)',
+            'print(vqa(video="clip.mp4", question="What happens in the video?"))  # [{"answer": "..."}]',
             "```",
             "",
         ]
