@@ -15,6 +15,7 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import PreTrainedModel, slice_logits_to_keep
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs, logging
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
@@ -295,6 +296,7 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         return mask
 
     @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -382,6 +384,7 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         return self.model.get_video_features(pixel_values_videos=pixel_values_videos, **kwargs)
 
     @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
