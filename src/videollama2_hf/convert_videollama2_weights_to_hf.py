@@ -201,7 +201,7 @@ def detect_preset(source: str, original_config: dict, kind: str) -> dict | None:
         kind,
         original_config.get("num_frames") or _DEFAULT_NUM_FRAMES,
         original_config.get("mm_projector_type", "linear"),
-        (_known_vision_tower(original_config.get("mm_vision_tower", "")) or {}).get("id"),
+        (known_vision_tower(original_config.get("mm_vision_tower", "")) or {}).get("id"),
     )
     matches = [preset for preset in presets.values() if _preset_signature(preset) == signature]
     return matches[0] if len(matches) == 1 else None
@@ -218,7 +218,7 @@ def _family_defaults(family: str) -> dict:
     )
 
 
-def _known_vision_tower(tower_id: str) -> dict | None:
+def known_vision_tower(tower_id: str) -> dict | None:
     """A released tower by Hub id, or by folder name when a training run recorded a local copy's path."""
     name = str(tower_id).rstrip("/").split("/")[-1]
     for preset in list_presets().values():
@@ -1283,7 +1283,7 @@ def convert_videollama2_checkpoint(
         tower_id = tower_repo or tower_id
     else:
         preset_tower = chosen["vision_tower"] if chosen and chosen["vision_tower"]["id"] == tower_id else None
-        known = preset_tower or _known_vision_tower(tower_id)
+        known = preset_tower or known_vision_tower(tower_id)
         tower_id = known["id"] if known else tower_id  # a local path recorded at training -> the Hub id
         if kind == "base" or known is None:
             tower_folder, _ = _resolve_folder(tower_id, tower_role, None, token)

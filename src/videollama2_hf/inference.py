@@ -144,10 +144,14 @@ class CheckpointInfo:
     projector: str
     num_frames: int
     tokens_per_video: int
-    tokens_per_image: int
     parameters: dict = field(default_factory=dict)  # component -> count
     dtypes: dict = field(default_factory=dict)  # dtype -> number of parameters
     weight_files: list = field(default_factory=list)
+
+    @property
+    def tokens_per_image(self) -> int:
+        """An image is a clip of `num_frames` identical frames, so it costs as many tokens as a video."""
+        return self.tokens_per_video
 
 
 def _weight_shapes(folder: Path) -> tuple[dict, list[str]]:
@@ -207,8 +211,6 @@ def describe_checkpoint(folder) -> CheckpointInfo:
         component = next((label for label, prefix in _COMPONENTS if name.startswith(prefix)), "other")
         parameters[component] = parameters.get(component, 0) + count
         dtypes[dtype] = dtypes.get(dtype, 0) + count
-    if config.tie_word_embeddings and not parameters["lm head"]:
-        parameters["lm head"] = 0  # tied to the input embeddings
     parameters["total"] = sum(parameters.values())
     return CheckpointInfo(
         path=str(folder),
@@ -220,7 +222,6 @@ def describe_checkpoint(folder) -> CheckpointInfo:
         projector=config.projector_type,
         num_frames=config.num_frames,
         tokens_per_video=config.get_num_visual_tokens(),
-        tokens_per_image=config.get_num_visual_tokens(),
         parameters=parameters,
         dtypes=dtypes,
         weight_files=files,

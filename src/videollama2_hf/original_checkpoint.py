@@ -77,17 +77,13 @@ def is_original_checkpoint(path_or_repo_id, **kwargs) -> bool:
 
 def _tower_from_preset(tower_id: str) -> dict | None:
     """The tower as the converter's presets (one JSON per released checkpoint) describe it, if one names it."""
-    from .convert_videollama2_weights_to_hf import list_presets
+    from .convert_videollama2_weights_to_hf import known_vision_tower
 
     try:
-        presets = list_presets().values()
-    except FileNotFoundError:
+        tower = known_vision_tower(tower_id)
+    except FileNotFoundError:  # installed without the presets data
         return None
-    for preset in presets:
-        tower = preset.get("vision_tower", {})
-        if tower.get("id") == tower_id:
-            return {"vision_config": tower["config"], "image_processor": tower["image_processor"]}
-    return None
+    return None if tower is None else {"vision_config": tower["config"], "image_processor": tower["image_processor"]}
 
 
 def _tower_from_folder(path_or_repo_id, **hub_kwargs) -> dict | None:
