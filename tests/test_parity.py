@@ -27,6 +27,7 @@ class Variant:
 
     def __init__(self, fixtures_dir, media_dir, name):
         self.dir = fixtures_dir / name
+        self._processed = {}
         self.media_dir = media_dir
         checkpoint = self.dir / "original_checkpoint"
         self.reference = load_file(self.dir / "reference.safetensors")
@@ -66,8 +67,12 @@ class Variant:
         return {"images": [Image.open(path)]}
 
     def processed(self, name):
-        # the prompt already holds the template's BOS, as the original's did
-        return self.processor(text=self.case(name)["prompt"], add_special_tokens=False, **self.media_kwargs(name))
+        """The processor's output for the case's prompt and media, computed (and decoded) once per variant."""
+        if name not in self._processed:
+            # the prompt already holds the template's BOS, as the original's did
+            prompt = self.case(name)["prompt"]
+            self._processed[name] = self.processor(text=prompt, add_special_tokens=False, **self.media_kwargs(name))
+        return self._processed[name]
 
     def chat(self, name):
         """The fixture's question as a transformers chat message, media first as the original prompt has it."""
@@ -166,8 +171,7 @@ def test_forward_matches_reference(variant, name):
 @pytest.mark.parametrize("name", ["video", "image"])
 def test_greedy_generation(variant, name):
     case = variant.case(name)
-    inputs = variant.processed(name)
-    inputs.pop("video_metadata", None)
+    inputs = {key: value for key, value in variant.processed(name).items() if key != "video_metadata"}
     with torch.no_grad():
         generated = variant.model.generate(**inputs, generation_config=variant.generation_config)
     new_tokens = generated[0, inputs["input_ids"].shape[1] :].tolist()
