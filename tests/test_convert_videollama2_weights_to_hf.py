@@ -726,6 +726,9 @@ def test_presets_cover_every_release_and_build_configs():
     presets = list_presets()
     assert set(presets) == PRESET_NAMES
     assert converter.PRESETS_DIR.is_dir()
+    towers = {}  # a tower is described identically by every preset that uses it (the converter looks it up by id)
+    for preset in presets.values():
+        assert towers.setdefault(preset["vision_tower"]["id"], preset["vision_tower"]) == preset["vision_tower"]
     tokens = {}
     for name, preset in presets.items():
         assert preset["source"] == f"DAMO-NLP-SG/{name}" and preset["kind"] == ("base" if "Base" in name else "chat")

@@ -1282,8 +1282,7 @@ def convert_videollama2_checkpoint(
         tower_folder, tower_repo = _resolve_folder(vision_tower, tower_role, None, token)
         tower_id = tower_repo or tower_id
     else:
-        preset_tower = chosen["vision_tower"] if chosen and chosen["vision_tower"]["id"] == tower_id else None
-        known = preset_tower or known_vision_tower(tower_id)
+        known = known_vision_tower(tower_id)  # every preset of a tower describes it identically
         tower_id = known["id"] if known else tower_id  # a local path recorded at training -> the Hub id
         if kind == "base" or known is None:
             tower_folder, _ = _resolve_folder(tower_id, tower_role, None, token)
