@@ -260,20 +260,26 @@ def test_long_video_decodes_few_frames(media_dir):
     np.testing.assert_array_equal(frames, np.stack(list(wanted.values())))
 
 
-def test_seeking_with_frame_threads_on_large_frames(tmp_path, demo):
-    """720p and up decode with frame threads; seeking between short key-frame intervals must still be exact."""
-    path = tmp_path / "hd.mp4"
-    with av.open(str(demo)) as source, av.open(str(path), mode="w") as out:
-        options = {"preset": "ultrafast", "bframes": "3", "keyint": "12", "x264-params": "b-pyramid=normal"}
+def _reencode(source_path, path, num_frames: int, size: tuple[int, int], options: dict, container_format=None):
+    """The first `num_frames` frames of a sample video re-encoded with libx264 at `size`; returns the path and every
+    frame of the new file as decoded in order (the expected frames)."""
+    width, height = size
+    with av.open(str(source_path)) as source, av.open(str(path), mode="w", format=container_format) as out:
         stream = out.add_stream("libx264", rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index, frame in enumerate(source.decode(video=0)):
-            if index == 36:
+            if index == num_frames:
                 break
-            out.mux(stream.encode(frame.reformat(width=1280, height=720)))
+            out.mux(stream.encode(frame.reformat(width=width, height=height)))
         out.mux(stream.encode(None))
     with av.open(str(path)) as container:
-        expected = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        return path, [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_seeking_with_frame_threads_on_large_frames(tmp_path, demo):
+    """720p and up decode with frame threads; seeking between short key-frame intervals must still be exact."""
+    options = {"preset": "ultrafast", "bframes": "3", "keyint": "12", "x264-params": "b-pyramid=normal"}
+    path, expected = _reencode(demo, tmp_path / "hd.mp4", 36, (1280, 720), options)
     frames, video = _decode(path, 8)
     assert video.metadata.frames_indices == sample_frame_indices(36, 8).tolist()
     np.testing.assert_array_equal(frames, np.stack([expected[i] for i in video.metadata.frames_indices]))
@@ -282,17 +288,8 @@ def test_seeking_with_frame_threads_on_large_frames(tmp_path, demo):
 
 def test_stream_without_timestamps_is_numbered_in_decode_order(tmp_path, media_dir):
     """A raw H.264 stream has no timestamps: frames are counted as they come out of a plain decode."""
-    path = tmp_path / "raw.h264"
-    with av.open(str(media_dir / "sample_demo_3.mp4")) as source, av.open(str(path), mode="w", format="h264") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "bframes": "2", "keyint": "20"})
-        stream.width, stream.height, stream.pix_fmt = 160, 90, "yuv420p"
-        for index, frame in enumerate(source.decode(video=0)):
-            if index == 60:
-                break
-            out.mux(stream.encode(frame.reformat(width=160, height=90)))
-        out.mux(stream.encode(None))
-    with av.open(str(path)) as container:
-        expected = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    options = {"preset": "ultrafast", "bframes": "2", "keyint": "20"}
+    path, expected = _reencode(media_dir / "sample_demo_3.mp4", tmp_path / "raw.h264", 60, (160, 90), options, "h264")
     processor = VideoLlama2VideoProcessor(num_frames=8)
     frames, metadata = processor.fetch_videos(str(path), sample_indices_fn=processor.sample_frames)
     assert metadata.total_num_frames == len(expected) == 60
