@@ -667,7 +667,11 @@ def test_failed_metadata_step_stops_the_copy_and_leaves_nothing(monkeypatch, fix
     assert _no_leftovers(tmp_path, "out")
 
 
-def test_non_empty_destination_refused_then_overwritten(converted, fixtures_dir, tmp_path):
+def _tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_non_empty_destination_refused_then_earlier_conversion_overwritten(converted, fixtures_dir, tmp_path):
     variant = "mistral_stc_f8"
     out = tmp_path / "out"
     out.mkdir()
@@ -676,15 +680,50 @@ def test_non_empty_destination_refused_then_overwritten(converted, fixtures_dir,
     with pytest.raises(FileExistsError, match="not empty; pass --overwrite"):
         convert_videollama2_checkpoint(_source_dir(fixtures_dir, variant), out, **kwargs)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    convert_videollama2_checkpoint(_source_dir(fixtures_dir, variant), out, overwrite=True, **kwargs)
-    assert not (out / "keep.txt").exists()
-    assert {p.name for p in out.iterdir()} == {p.name for p in converted(variant)[0].iterdir()}
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
     empty = tmp_path / "empty"
     empty.mkdir()  # an empty folder is fine without --overwrite
     convert_videollama2_checkpoint(_source_dir(fixtures_dir, variant), empty, **kwargs)
-    assert (empty / "config.json").is_file()
+    assert {p.name for p in empty.iterdir()} == {p.name for p in converted(variant)[0].iterdir()}
+    (empty / "README.md").write_text("edited model card")  # a file a conversion writes: replaced
+    (empty / "model-00009-of-00009.safetensors").write_bytes(b"stale shard of an older conversion")
+    convert_videollama2_checkpoint(_source_dir(fixtures_dir, variant), empty, overwrite=True, **kwargs)
+    replaced, reference = _tree(empty), _tree(converted(variant)[0])
+    assert replaced.pop("README.md").startswith(b"---") and reference.pop("README.md")  # titled by folder name
+    assert replaced == reference
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "out"]
+
+
+@pytest.mark.parametrize("target", ["folder", "cwd"])
+def test_overwrite_never_deletes_files_a_conversion_did_not_write(
+    converted, fixtures_dir, tmp_path, monkeypatch, target
+):
+    variant = "mistral_stc_f8"
+    out = tmp_path / "project"
+    (out / "src").mkdir(parents=True)
+    (out / "notes.txt").write_text("my notes")
+    (out / "src" / "app.py").write_text("print('hello')")
+    before = _tree(out)
+    if target == "cwd":
+        monkeypatch.chdir(out)
+    destination = Path(".") if target == "cwd" else out
+    kwargs = {"vision_tower": fixtures_dir / variant / "vision_tower", "progress": False, "overwrite": True}
+    with pytest.raises(FileExistsError, match=r"Refusing to overwrite .*notes\.txt, src/.*no conversion wrote"):
+        convert_videollama2_checkpoint(_source_dir(fixtures_dir, variant), destination, **kwargs)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]  # no temporary folder left either
+
+    # an earlier conversion with one foreign file beside it is not replaced either, and says which file
+    shutil.copytree(converted(variant)[0], tmp_path / "conversion")
+    (tmp_path / "conversion" / "my_results.csv").write_text("a,b")
+    with pytest.raises(FileExistsError, match=r"my_results\.csv"):
+        convert_videollama2_checkpoint(_source_dir(fixtures_dir, variant), tmp_path / "conversion", **kwargs)
+    assert (tmp_path / "conversion" / "my_results.csv").read_text() == "a,b"
+    # the current working directory is never renamed away, even when it holds only an earlier conversion
+    (tmp_path / "conversion" / "my_results.csv").unlink()
+    monkeypatch.chdir(tmp_path / "conversion")
+    with pytest.raises(FileExistsError, match="current working directory"):
+        convert_videollama2_checkpoint(_source_dir(fixtures_dir, variant), Path("."), **kwargs)
+    assert _tree(tmp_path / "conversion") == _tree(converted(variant)[0])  # untouched
 
 
 def test_missing_shard_unknown_keys_and_not_videollama2(fixtures_dir, tmp_path):

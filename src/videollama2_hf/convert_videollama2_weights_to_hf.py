@@ -1166,25 +1166,72 @@ class _Worker(threading.Thread):
             raise self.error
 
 
+# What a conversion writes: `--overwrite` replaces a folder only if it holds nothing else (or nothing at all).
+_CONVERSION_FILE_PATTERN = re.compile(
+    r"model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json|config\.json|generation_config\.json"
+    r"|processor_config\.json|preprocessor_config\.json|video_preprocessor_config\.json|chat_template\.(jinja|json)"
+    r"|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json"
+    r"|merges\.txt|README\.md|[a-z_0-9]+_videollama2\.py"
+)
+_HUB_UPLOAD_CACHE = ".cache"  # left in a folder by huggingface_hub's upload_large_folder (--push-to-hub)
+
+
+def _foreign_entries(output_dir: Path) -> list[str]:
+    """Entries of an existing output folder that no conversion writes (all of them if it is not a conversion)."""
+    entries = sorted(output_dir.iterdir())
+    config = output_dir / "config.json"
+    try:
+        is_conversion = json.loads(config.read_text()).get("model_type") == "videollama2"
+    except (OSError, ValueError, AttributeError):
+        is_conversion = False
+    if not is_conversion:
+        return [entry.name + ("/" if entry.is_dir() else "") for entry in entries]
+    foreign = []
+    for entry in entries:
+        if entry.name == _HUB_UPLOAD_CACHE and entry.is_dir() and {p.name for p in entry.iterdir()} <= {"huggingface"}:
+            continue
+        if entry.is_symlink() or not entry.is_file() or not _CONVERSION_FILE_PATTERN.fullmatch(entry.name):
+            foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    return foreign
+
+
 def _check_destination(output_dir: Path, overwrite: bool) -> None:
-    if output_dir.exists() or output_dir.is_symlink():
-        if not output_dir.is_dir():
-            raise FileExistsError(f"{output_dir} exists and is not a folder; choose another output folder.")
-        if any(output_dir.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"{output_dir} is not empty; pass --overwrite (overwrite=True) to replace it, or choose another "
-                "output folder."
-            )
+    """Refuse any output folder whose replacement would delete something a conversion did not write."""
+    if not (output_dir.exists() or output_dir.is_symlink()):
+        return
+    if output_dir.is_symlink() or not output_dir.is_dir():
+        raise FileExistsError(f"{output_dir} exists and is not a folder; choose another output folder.")
+    if not any(output_dir.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{output_dir} is not empty; pass --overwrite (overwrite=True) to replace an earlier conversion there, "
+            "or choose another output folder."
+        )
+    foreign = _foreign_entries(output_dir)
+    if foreign:
+        listed = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+        raise FileExistsError(
+            f"Refusing to overwrite {output_dir}: it holds {listed}, which no conversion wrote. --overwrite only "
+            "replaces an earlier conversion's output; choose a new or empty output folder."
+        )
+    cwd = Path.cwd().resolve()
+    if cwd == output_dir.resolve() or output_dir.resolve() in cwd.parents:
+        raise FileExistsError(
+            f"Refusing to replace {output_dir}: it is (or holds) the current working directory. Run the command "
+            "from another folder."
+        )
 
 
 def _publish(tmp: Path, output_dir: Path, overwrite: bool) -> None:
-    """Move the finished folder into place (a rename on the same filesystem)."""
-    if output_dir.is_dir() and not any(output_dir.iterdir()):
+    """Move the finished folder into place (a rename on the same filesystem); an earlier conversion it replaces is
+    renamed aside first and deleted only once the new one is in place."""
+    if output_dir.is_dir() and not output_dir.is_symlink() and not any(output_dir.iterdir()):
         output_dir.rmdir()
     if not output_dir.exists():
         os.rename(tmp, output_dir)
         return
-    _check_destination(output_dir, overwrite)  # appeared while converting?
+    _check_destination(output_dir, overwrite)  # changed while converting?
     old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".replaced", dir=output_dir.parent))
     os.rename(output_dir, old / output_dir.name)
     try:
