@@ -111,6 +111,7 @@ def test_folder_layout(hub_folder):
         "modeling_videollama2.py",
         "processing_videollama2.py",
         "video_processing_videollama2.py",
+        "video_decoding_videollama2.py",
         "pipeline_videollama2.py",
     ):
         assert required in names, required

@@ -65,6 +65,7 @@ METADATA_FILES = {
     "processor_config.json",
     "processing_videollama2.py",
     "video_processing_videollama2.py",
+    "video_decoding_videollama2.py",
     "pipeline_videollama2.py",
     "tokenizer.json",
     "tokenizer_config.json",

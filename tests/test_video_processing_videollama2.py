@@ -21,9 +21,9 @@ from safetensors.numpy import load_file
 from transformers import CLIPImageProcessorPil, SiglipImageProcessorPil
 from transformers.video_utils import VideoMetadata
 
+from videollama2_hf.video_decoding_videollama2 import PyAVVideo
 from videollama2_hf.video_processing_videollama2 import (
     VideoLlama2VideoProcessor,
-    _PyAVVideo,
     frame_window,
     sample_frame_indices,
 )
@@ -239,8 +239,8 @@ def test_pixels_equal_pil_image_processor_on_odd_sizes(image_processor, settings
         assert torch.equal(got, expected), (height, width)
 
 
-def _decode(path, num_frames: int) -> tuple[np.ndarray, _PyAVVideo]:
-    video = _PyAVVideo(
+def _decode(path, num_frames: int) -> tuple[np.ndarray, PyAVVideo]:
+    video = PyAVVideo(
         str(path), str(path), lambda metadata: sample_frame_indices(metadata.total_num_frames, num_frames), 32
     )
     return video.frames(), video

@@ -1,20 +1,17 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""Video processor for VideoLLaMA2: the original frame sampler, fast PyAV decoding, PIL-exact pixels.
+"""Video processor for VideoLLaMA2: the original frame sampler and padding, PIL-exact pixels.
 
 The original `process_video` decodes with decord, picks the middle frame of `num_frames` equal segments, pads short
 clips with black frames, keeps at most 32 frames and runs the vision tower's slow (PIL) image processor on every
-frame. This module reproduces those frames and pixels bit for bit while decoding far less of each video: it reads
-the packet index first, seeks to the key frame before each wanted frame, lets FFmpeg skip non-reference frames it
-does not need, converts only the kept frames to RGB and resizes each on a worker thread while the next one decodes.
+frame. This module reproduces those frames and pixels bit for bit; `video_decoding_videollama2` reads the frames
+(decoding far less of each video than the original), and each frame is resized on a worker thread while the next one
+decodes.
 """
 
-import bisect
-import io
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from functools import partial
 from numbers import Real
 
@@ -35,17 +32,17 @@ from transformers.utils import TensorType, logging
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
+from .video_decoding_videollama2 import (
+    PyAVVideo,
+    frame_indices_to_read,
+    is_video_source,
+    load_image,
+    open_video,
+    split_videos,
+)
+
 
 logger = logging.get_logger(__name__)
-
-# The original reads GIFs at an assumed 25 fps and folders of frame images at an assumed 3 fps.
-GIF_FPS = 25.0
-FRAME_FOLDER_FPS = 3.0
-
-# FFmpeg frame threading pays off for large frames only: for small ones its pipeline start-up, paid again after every
-# seek, costs more than it saves (measured on 2 cores: 640x360 H.264 10-20% slower with it, 1080p 25% faster).
-# Below this size, decode with slice threads (FFmpeg's default), which help whenever a stream has several slices.
-FRAME_THREADING_MIN_PIXELS = 1280 * 720
 
 # Stateless PIL-backend operations (resize, center crop, rescale, normalize) shared by every processor instance.
 _PIL_OPS = PilBackend()
@@ -212,280 +209,6 @@ def _transform_frame(
     return output
 
 
-def _frame_indices(sample_indices_fn: Callable | None, metadata: VideoMetadata, max_frames: int | None) -> list[int]:
-    """Indices to read: the sampler's, or the first `max_frames` frames when sampling is off."""
-    total = metadata.total_num_frames
-    if sample_indices_fn is None:
-        return list(range(total if max_frames is None else min(total, max_frames)))
-    indices = np.asarray(sample_indices_fn(metadata=metadata)).astype(np.int64).ravel()
-    if indices.size == 0 or indices.min() < 0 or indices.max() >= total:
-        raise ValueError(f"Sampled frame indices {indices.tolist()} are outside this {total}-frame video.")
-    return indices.tolist()
-
-
-def _import_av():
-    try:
-        import av
-    except ImportError as error:
-        raise ImportError("Decoding video files needs PyAV: `pip install av`.") from error
-    return av
-
-
-def _index_packets(container, stream) -> tuple[list, list]:
-    """Presentation timestamps of every video packet, and those of key frames, without decoding anything.
-
-    decord counts frames the same way (one per packet, ordered by timestamp), which makes indices match it.
-    """
-    timestamps, keyframes = [], []
-    for packet in container.demux(stream):
-        if packet.size == 0:  # the demuxer's end-of-stream marker
-            continue
-        timestamps.append(packet.pts)
-        if packet.is_keyframe:
-            keyframes.append(packet.pts)
-    return timestamps, keyframes
-
-
-def _set_threading(stream) -> None:
-    large = stream.codec_context.width * stream.codec_context.height >= FRAME_THREADING_MIN_PIXELS
-    stream.thread_type = "AUTO" if large else "SLICE"
-
-
-class _PyAVVideo:
-    """A video file whose packets are indexed (frame count, timestamps, key frames) but whose frames are decoded later,
-    so that the caller can process each frame while the next one decodes.
-
-    Frame `i` is the `i`-th packet in timestamp order, as decord counts. Decoding seeks to the key frame before each
-    run of wanted frames and lets FFmpeg skip the non-reference frames nobody wants, which leaves the wanted frames
-    bit-identical since nothing references a skipped frame.
-    """
-
-    def __init__(self, source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
-        self.av = _import_av()
-        self.source, self.name = source, name
-        self.start = None if isinstance(source, str) else source.tell()
-        self.decoded_frames = 0  # frames FFmpeg decoded so far, to keep long videos cheap
-        with self._ffmpeg_errors(), self._open() as container:
-            if not container.streams.video:
-                raise ValueError(
-                    f"{name} has no video stream (an audio-only file?). Pass a video file, an image folder or frames."
-                )
-            stream = container.streams.video[0]
-            self.timestamps, self.keyframes = _index_packets(container, stream)
-            if not self.timestamps:
-                raise ValueError(f"{name} has a video stream without any frame; there is nothing to sample.")
-            if stream.frames and stream.frames != len(self.timestamps):
-                logger.warning(
-                    f"{name}: the container lists {stream.frames} frames but only {len(self.timestamps)} can be read "
-                    "(a truncated file?); sampling from those."
-                )
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else None
-            self.metadata = VideoMetadata(
-                total_num_frames=len(self.timestamps),
-                fps=fps,
-                width=stream.codec_context.width,
-                height=stream.codec_context.height,
-                duration=len(self.timestamps) / fps if fps else None,
-                video_backend="pyav",
-            )
-        self.indices = _frame_indices(sample_indices_fn, self.metadata, max_frames)
-        self.metadata.frames_indices = self.indices
-
-    def _open(self):
-        if self.start is not None:
-            self.source.seek(self.start)
-        return self.av.open(self.source)
-
-    @contextmanager
-    def _ffmpeg_errors(self):
-        try:
-            yield
-        except self.av.FFmpegError as error:
-            raise ValueError(
-                f"Could not decode {self.name} ({error}): the file is corrupt, truncated, unreadable or not a video "
-                "FFmpeg can read. Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
-            ) from error
-
-    def decode(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield `(index, RGB frame)` once for each distinct index, as the frames come out of the decoder."""
-        wanted = sorted(set(indices))
-        done = set()
-        with self._ffmpeg_errors():
-            if None not in self.timestamps and len(set(self.timestamps)) == len(self.timestamps):
-                with self._open() as container:
-                    try:
-                        for index, frame in self._decode_by_timestamp(container, wanted):
-                            done.add(index)
-                            yield index, frame
-                    except self.av.FFmpegError as error:  # e.g. a container that cannot seek: decode in order below
-                        logger.info(f"{self.name}: seeking failed ({error}).")
-            missing = [index for index in wanted if index not in done]
-            if missing:
-                logger.info(f"{self.name}: numbering frames in decode order, as its timestamps cannot be used.")
-                with self._open() as container:
-                    for index, frame in self._decode_in_order(container, missing):
-                        done.add(index)
-                        yield index, frame
-        missing = [index for index in wanted if index not in done]
-        if missing:
-            raise ValueError(
-                f"Could not decode frames {missing} of {self.name}, which has {len(self.timestamps)} frames: the file "
-                "is probably corrupt. Re-encode it or pass its frames as an array."
-            )
-        logger.debug(f"{self.name}: decoded {self.decoded_frames} frames to keep {len(wanted)}.")
-
-    def frames(self) -> np.ndarray:
-        """All sampled frames as a (T, H, W, 3) uint8 array."""
-        decoded = dict(self.decode(self.indices))
-        return np.stack([decoded[index] for index in self.indices])
-
-    def _decode_by_timestamp(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """One seek per key-frame interval holding wanted frames, then decode forward until they are all out."""
-        stream = container.streams.video[0]
-        _set_threading(stream)
-        codec = stream.codec_context
-        order = sorted(self.timestamps)
-        rank = {pts: index for index, pts in enumerate(order)}
-        keyframe_ranks = sorted(rank[pts] for pts in self.keyframes) or [0]
-        runs: dict[int, list[int]] = {}  # key frame index -> wanted frames decoded from it
-        for index in wanted:
-            position = bisect.bisect_right(keyframe_ranks, index) - 1
-            runs.setdefault(keyframe_ranks[position] if position >= 0 else 0, []).append(index)
-        for keyframe, members in runs.items():
-            targets = {order[index]: index for index in members}
-            container.seek(order[keyframe], stream=stream, backward=True)  # also flushes the decoder
-            try:
-                for packet in container.demux(stream):
-                    codec.skip_frame = "DEFAULT" if packet.pts in targets else "NONREF"
-                    for frame in codec.decode(packet):
-                        self.decoded_frames += 1
-                        index = targets.pop(frame.pts, None)
-                        if index is not None:
-                            yield index, frame.to_ndarray(format="rgb24")
-                    if not targets:
-                        break
-            finally:
-                codec.skip_frame = "DEFAULT"
-
-    def _decode_in_order(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """Decode from the start and number frames as they come out: for streams whose timestamps cannot be used."""
-        stream = container.streams.video[0]
-        _set_threading(stream)
-        wanted_set = set(wanted)
-        for index, frame in enumerate(container.decode(stream)):
-            self.decoded_frames += 1
-            if index in wanted_set:
-                yield index, frame.to_ndarray(format="rgb24")
-            if index >= wanted[-1]:
-                break
-
-
-def _read_gif(source, sample_indices_fn: Callable | None, max_frames: int | None) -> tuple[np.ndarray, VideoMetadata]:
-    """GIF frames at the original's assumed 25 fps. Like the original, a frame sampled twice is kept once."""
-    with PIL.Image.open(source) as gif:
-        total = getattr(gif, "n_frames", 1)
-        metadata = VideoMetadata(
-            total_num_frames=total,
-            fps=GIF_FPS,
-            width=gif.width,
-            height=gif.height,
-            duration=total / GIF_FPS,
-            video_backend="pillow",
-        )
-        indices = sorted(set(_frame_indices(sample_indices_fn, metadata, max_frames)))
-        frames = []
-        for index in indices:
-            gif.seek(index)
-            frames.append(np.asarray(gif.convert("RGB")))
-    metadata.frames_indices = indices
-    return np.stack(frames), metadata
-
-
-def _read_frame_folder(
-    folder: str, sample_indices_fn: Callable | None, max_frames: int | None
-) -> tuple[list[np.ndarray], VideoMetadata]:
-    """A folder of frame images in sorted-name order, at the original's assumed 3 fps."""
-    extensions = PIL.Image.registered_extensions()
-    names = sorted(
-        entry.name
-        for entry in os.scandir(folder)
-        if entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions
-    )
-    if not names:
-        raise ValueError(f"The folder {folder} holds no image files to use as video frames.")
-    metadata = VideoMetadata(
-        total_num_frames=len(names),
-        fps=FRAME_FOLDER_FPS,
-        duration=len(names) / FRAME_FOLDER_FPS,
-        video_backend="pillow",
-    )
-    indices = _frame_indices(sample_indices_fn, metadata, max_frames)
-    images = {index: _load_image(os.path.join(folder, names[index])) for index in set(indices)}
-    metadata.frames_indices = indices
-    metadata.height, metadata.width = images[indices[0]].shape[:2]
-    return [images[index] for index in indices], metadata
-
-
-def _load_image(path) -> np.ndarray:
-    with PIL.Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def _download(url: str) -> bytes:
-    from huggingface_hub.utils import get_session, httpx
-
-    try:
-        response = get_session().get(url, follow_redirects=True)
-        response.raise_for_status()
-    except httpx.HTTPError as error:
-        raise OSError(
-            f"Could not download the video at {url} ({error}). Download it yourself and pass the local file path "
-            "(or its bytes) instead."
-        ) from error
-    return response.content
-
-
-def _open_encoded(source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
-    """One encoded video (path or file object): GIFs are read with PIL into frames, other videos are indexed with
-    PyAV and decoded later. Returns `(frames or _PyAVVideo, metadata)`."""
-    if isinstance(source, str):
-        with open(source, "rb") as file:
-            head = file.read(6)
-    else:
-        position = source.tell()
-        head = source.read(6)
-        source.seek(position)
-    if head in (b"GIF87a", b"GIF89a"):
-        return _read_gif(source, sample_indices_fn, max_frames)
-    video = _PyAVVideo(source, name, sample_indices_fn, max_frames)
-    return video, video.metadata
-
-
-_IMAGE_FILE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def _is_source(video) -> bool:
-    """Something still to be decoded: a path, URL, encoded bytes or a file object."""
-    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(video, "read")
-
-
-def _is_frame(item) -> bool:
-    return isinstance(item, PIL.Image.Image) or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim in (2, 3))
-
-
-def _is_image_file(item) -> bool:
-    return isinstance(item, (str, os.PathLike)) and os.path.splitext(item)[1].lower() in _IMAGE_FILE_EXTENSIONS
-
-
-def _is_video(item) -> bool:
-    if isinstance(item, (np.ndarray, torch.Tensor)):
-        return item.ndim == 4
-    if isinstance(item, (list, tuple)):
-        return bool(item) and all(_is_frame(frame) or isinstance(frame, (str, os.PathLike)) for frame in item)
-    return _is_source(item)
-
-
 def _given_fps(video_metadata, num_videos: int) -> list[float | None]:
     """Frame rate of each video from user metadata (dicts or `VideoMetadata`, one per video); None if not given.
 
@@ -498,34 +221,6 @@ def _given_fps(video_metadata, num_videos: int) -> list[float | None]:
     if len(video_metadata) != num_videos:
         raise ValueError(f"Got {len(video_metadata)} `video_metadata` entries for {num_videos} videos; pass one each.")
     return [None if metadata is None else metadata.get("fps") for metadata in video_metadata]
-
-
-def _split_videos(videos) -> list:
-    """One entry per video. A flat list of frames is one video; a list of videos (or a 5-D array) is a batch.
-
-    A list of paths is a batch of videos; a video given as image files is a nested list (`[["f1.jpg", ...]]`).
-    `apply_chat_template` groups videos per conversation (`[["a.mp4"], [], [frames]]`): groups whose items are
-    videos, not frames or image files, are flattened.
-    """
-    if isinstance(videos, (list, tuple)) and videos and all(isinstance(group, (list, tuple)) for group in videos):
-        items = [item for group in videos for item in group]
-        if items and not any(_is_frame(item) or _is_image_file(item) for item in items):
-            return [video for item in items for video in _split_videos(item)]
-    if _is_source(videos) or _is_frame(videos):
-        return [videos if _is_source(videos) else [videos]]
-    if isinstance(videos, (np.ndarray, torch.Tensor)):
-        if videos.ndim in (4, 5):
-            return [videos] if videos.ndim == 4 else list(videos)
-        raise ValueError(f"A video array must be (T, H, W, 3) or a batch (B, T, H, W, 3), got shape {videos.shape}.")
-    if isinstance(videos, (list, tuple)) and videos:
-        if all(_is_frame(item) for item in videos):
-            return [list(videos)]
-        if all(_is_video(item) for item in videos):
-            return list(videos)
-    raise TypeError(
-        f"Unsupported video input of type {type(videos).__name__}. Pass a path, URL, bytes or file object, a "
-        "(T, H, W, 3) uint8 array or tensor, a list of frames (PIL images or arrays), or a list of these."
-    )
 
 
 class VideoLlama2VideoProcessor(BaseVideoProcessor):
@@ -611,26 +306,8 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         if isinstance(video_url_or_urls, (list, tuple)):
             decoded = [self.fetch_videos(video, sample_indices_fn) for video in video_url_or_urls]
             return [frames for frames, _ in decoded], [metadata for _, metadata in decoded]
-        video, metadata = self._open_source(video_url_or_urls, sample_indices_fn)
-        return (video.frames() if isinstance(video, _PyAVVideo) else video), metadata
-
-    def _open_source(self, video, sample_indices_fn: Callable | None):
-        """`(frames or a _PyAVVideo still to decode, metadata)` of a path, URL, folder, bytes or file object."""
-        open_encoded = partial(_open_encoded, sample_indices_fn=sample_indices_fn, max_frames=self.max_frames)
-        if isinstance(video, (str, os.PathLike)):
-            path = os.fspath(video)
-            if path.startswith(("http://", "https://")):
-                return open_encoded(io.BytesIO(_download(path)), path)
-            if os.path.isdir(path):
-                return _read_frame_folder(path, sample_indices_fn, self.max_frames)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"No video file or frame folder at {path}. Check the path.")
-            return open_encoded(path, path)
-        if isinstance(video, (bytes, bytearray, memoryview)):
-            return open_encoded(io.BytesIO(video), "the video bytes")
-        if hasattr(video, "read"):
-            return open_encoded(video, getattr(video, "name", "the video file object"))
-        raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
+        video, metadata = open_video(video_url_or_urls, sample_indices_fn, self.max_frames)
+        return (video.frames() if isinstance(video, PyAVVideo) else video), metadata
 
     def _decode_and_sample_videos(
         self,
@@ -644,14 +321,14 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         Video files are only indexed here; `_preprocess` decodes them, so that frames are resized while the next ones
         decode. Without sampling, files and arrays give their first `self.max_frames` frames.
         """
-        videos = _split_videos(videos)
+        videos = split_videos(videos)
         given_fps = _given_fps(video_metadata, len(videos))
         decoded_videos, metadata_list = [], []
         for video, fps in zip(videos, given_fps):
-            if _is_source(video):
-                frames, metadata = self._open_source(video, sample_indices_fn if do_sample_frames else None)
+            if is_video_source(video):
+                frames, metadata = open_video(video, sample_indices_fn if do_sample_frames else None, self.max_frames)
             elif isinstance(video, (list, tuple)):  # frames, used as given
-                frames = [_load_image(frame) if isinstance(frame, (str, os.PathLike)) else frame for frame in video]
+                frames = [load_image(frame) if isinstance(frame, (str, os.PathLike)) else frame for frame in video]
                 metadata = VideoMetadata(
                     total_num_frames=len(frames), fps=fps, frames_indices=list(range(len(frames)))
                 )
@@ -660,7 +337,7 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
                     raise ValueError("The video array has no frames.")
                 metadata = VideoMetadata(total_num_frames=len(video), fps=fps)
                 sampler = sample_indices_fn if do_sample_frames else None
-                metadata.frames_indices = _frame_indices(sampler, metadata, self.max_frames)
+                metadata.frames_indices = frame_indices_to_read(sampler, metadata, self.max_frames)
                 frames = video[metadata.frames_indices]
             decoded_videos.append(frames)
             metadata_list.append(metadata)
@@ -672,7 +349,7 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         """Every video as (H, W, 3) uint8 RGB frames, the PIL processors' input (video files decode to that)."""
         prepared = []
         for video in videos:
-            if not isinstance(video, _PyAVVideo):
+            if not isinstance(video, PyAVVideo):
                 video = [_rgb_frame(frame, input_data_format, do_convert_rgb) for frame in video]
                 if not video:
                     raise ValueError("A video without frames cannot be processed.")
@@ -727,7 +404,7 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     @staticmethod
     def _submit_frames(pool, transform: Callable, video, length: int | None, max_frames: int | None) -> list[Future]:
         """Queue the transform of every kept frame of one video (decoding it meanwhile), then of its padding."""
-        if isinstance(video, _PyAVVideo):
+        if isinstance(video, PyAVVideo):
             indices = video.indices[:max_frames]
             submitted = {}
             for index, frame in video.decode(indices):
