@@ -37,7 +37,7 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     if not HF_TESTS_DIR.is_dir():
-        return f"transformers' common test mixins not found at {HF_TESTS_DIR}: the test_*_common.py testers are skipped"
+        return f"transformers' test mixins not found at {HF_TESTS_DIR}: the test_*_common.py testers are skipped"
 
 
 def _require_dir(path: Path, what: str) -> Path:

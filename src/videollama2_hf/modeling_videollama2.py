@@ -294,7 +294,8 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         """Token embeddings; placeholder ids past the embedding table (the released Mistral checkpoints have no
         spare rows for `<image>`/`<video>`) are embedded as id 0, a row their visual features replace."""
         embeddings = self.get_input_embeddings()
-        outside = [i for i in (self.config.image_token_id, self.config.video_token_id) if i >= embeddings.num_embeddings]
+        placeholder_ids = (self.config.image_token_id, self.config.video_token_id)
+        outside = [token_id for token_id in placeholder_ids if token_id >= embeddings.num_embeddings]
         if outside:
             input_ids = input_ids.masked_fill(torch.isin(input_ids, torch.tensor(outside, device=input_ids.device)), 0)
         return embeddings(input_ids)
