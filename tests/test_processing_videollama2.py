@@ -8,9 +8,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from transformers import AutoProcessor
+from transformers import AutoImageProcessor, AutoProcessor, CLIPImageProcessorPil, SiglipImageProcessorPil
 
-from videollama2_hf import VideoLlama2Config, VideoLlama2Processor, num_visual_tokens
+from videollama2_hf import VideoLlama2Config, VideoLlama2ImageProcessor, VideoLlama2Processor, num_visual_tokens
 from videollama2_hf.convert_videollama2_weights_to_hf import convert_config
 from videollama2_hf.processing_videollama2 import load_chat_template, load_original_tokenizer
 
@@ -124,7 +124,7 @@ def test_save_and_reload_through_auto_processor(mistral, tmp_path, image):
     processor.save_pretrained(tmp_path)
     reloaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(reloaded, VideoLlama2Processor)
-    assert type(reloaded.image_processor).__name__ == "CLIPImageProcessorPil"
+    assert type(reloaded.image_processor) is VideoLlama2ImageProcessor
     assert type(reloaded.video_processor) is type(processor.video_processor)
     assert reloaded.chat_template == processor.chat_template
     assert (reloaded.projector_type, reloaded.patch_size) == (processor.projector_type, processor.patch_size)
@@ -132,6 +132,40 @@ def test_save_and_reload_through_auto_processor(mistral, tmp_path, image):
     second = reloaded(text="<image>\nDescribe.", images=[image])
     assert torch.equal(first["input_ids"], second["input_ids"])
     assert torch.equal(first["pixel_values"], second["pixel_values"])
+
+
+@pytest.mark.parametrize("variant", ["mistral", "qwen"])
+def test_saved_image_processor_gives_the_towers_pil_pixels_through_auto_image_processor(
+    variant, request, fixtures_dir, tmp_path, image
+):
+    """The tower's own PIL processor (what the original ran) and the saved one, loaded by the Auto class alone."""
+    processor, _ = request.getfixturevalue(variant)
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text())["image_processor"]
+    assert saved["image_processor_type"] == "VideoLlama2ImageProcessor"
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is VideoLlama2ImageProcessor
+    tower_folder = fixtures_dir / ("mistral_stc_f8" if variant == "mistral" else "qwen2_siglip_stcv35_f16")
+    settings = json.loads((tower_folder / "vision_tower" / "preprocessor_config.json").read_text())
+    settings = {key: value for key, value in settings.items() if not key.endswith("_type")}
+    tower = (CLIPImageProcessorPil if variant == "mistral" else SiglipImageProcessorPil)(**settings)
+    expected = tower(image, return_tensors="pt")["pixel_values"]
+    assert torch.equal(loaded(image, return_tensors="pt")["pixel_values"], expected)
+    assert torch.equal(processor(text="<image>", images=[image])["pixel_values"], expected)
+
+
+def test_from_pretrained_kwargs_reach_the_image_and_video_processors(mistral, tmp_path, image):
+    processor, _ = mistral
+    processor.save_pretrained(tmp_path)
+    changed = {"do_normalize": False, "size": {"height": 28, "width": 28}, "do_center_crop": False}
+    reloaded = VideoLlama2Processor.from_pretrained(tmp_path, **changed)
+    for sub_processor in (reloaded.image_processor, reloaded.video_processor):
+        assert sub_processor.do_normalize is False and sub_processor.do_center_crop is False
+        assert (sub_processor.size.height, sub_processor.size.width) == (28, 28)
+    pixels = reloaded(text="<image>", images=[image])["pixel_values"]
+    frames = reloaded(text="<video>", videos=[[np.asarray(image)] * 8])["pixel_values_videos"]
+    assert pixels.shape == (1, 3, 28, 28) and pixels.min() >= 0  # rescaled, not normalised
+    assert torch.equal(frames[0, 0], pixels[0])  # images and frames still get the same pipeline
 
 
 def test_num_multimodal_tokens_for_serving_engines(qwen, image):

@@ -8,10 +8,10 @@ from transformers import (
     AutoModelForMultimodalLM,
     AutoProcessor,
     AutoVideoProcessor,
-    CLIPImageProcessorPil,
 )
 
 from .configuration_videollama2 import VideoLlama2Config, num_visual_tokens
+from .image_processing_videollama2 import VideoLlama2ImageProcessor
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model, VideoLlama2PreTrainedModel
 from .original_checkpoint import register_original_checkpoints
 from .processing_videollama2 import VideoLlama2Processor
@@ -24,8 +24,12 @@ AutoModelForImageTextToText.register(VideoLlama2Config, VideoLlama2ForConditiona
 AutoModelForMultimodalLM.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
 AutoProcessor.register(VideoLlama2Config, VideoLlama2Processor, exist_ok=True)
 AutoVideoProcessor.register(VideoLlama2Config, VideoLlama2VideoProcessor, exist_ok=True)
-# The default tower is CLIP; converted checkpoints name their (CLIP or SigLIP) PIL image processor explicitly.
-AutoImageProcessor.register(VideoLlama2Config, image_processor_classes={"pil": CLIPImageProcessorPil}, exist_ok=True)
+# Whichever backend is asked for: only PIL gives the original's pixels (transformers' torchvision resize differs).
+AutoImageProcessor.register(
+    VideoLlama2Config,
+    image_processor_classes={"pil": VideoLlama2ImageProcessor, "torchvision": VideoLlama2ImageProcessor},
+    exist_ok=True,
+)
 # Released DAMO-NLP-SG checkpoints (model_type videollama2_*, original tensor names) load without conversion.
 register_original_checkpoints()
 try:  # transformers 5 removed AutoModelForVision2Seq; register where it still exists
@@ -38,6 +42,7 @@ else:
 __all__ = [
     "VideoLlama2Config",
     "VideoLlama2ForConditionalGeneration",
+    "VideoLlama2ImageProcessor",
     "VideoLlama2Model",
     "VideoLlama2PreTrainedModel",
     "VideoLlama2Processor",

@@ -50,7 +50,7 @@ class VideoLlama2Processor(ProcessorMixin):
     Wraps the vision tower's image processor, [`VideoLlama2VideoProcessor`] and the tokenizer.
 
     Args:
-        image_processor: CLIP or SigLIP image processor (PIL backend, as the original).
+        image_processor ([`VideoLlama2ImageProcessor`]): the vision tower's preprocessing with PIL, as the original.
         video_processor ([`VideoLlama2VideoProcessor`]): decodes and samples videos.
         tokenizer: the language model's tokenizer, with `<image>` and `<video>` tokens.
         chat_template (`str`, *optional*): Jinja template; `load_chat_template("mistral"|"chatml")`.
@@ -89,6 +89,7 @@ class VideoLlama2Processor(ProcessorMixin):
         the `VideoLlama2Config`. Images use the PIL backend: its bicubic resize is what the original computed."""
         from transformers import CLIPImageProcessorPil, SiglipImageProcessorPil
 
+        from .image_processing_videollama2 import VideoLlama2ImageProcessor
         from .video_processing_videollama2 import VideoLlama2VideoProcessor
 
         settings = {
@@ -97,16 +98,17 @@ class VideoLlama2Processor(ProcessorMixin):
             if key not in ("feature_extractor_type", "image_processor_type", "processor_class", "auto_map")
         }
         is_siglip = config.vision_config.model_type == "siglip_vision_model"
-        image_processor = (SiglipImageProcessorPil if is_siglip else CLIPImageProcessorPil)(**settings)
-        # Frames get exactly the image pipeline; settings the tower's processor leaves unset (SigLIP has no crop)
-        # must be switched off explicitly, not left to the video processor's CLIP defaults.
-        video_settings = {
-            key: getattr(image_processor, key, None)
+        tower_processor = (SiglipImageProcessorPil if is_siglip else CLIPImageProcessorPil)(**settings)
+        # Images and frames get exactly the tower's pipeline; settings it leaves unset (SigLIP has no crop) must be
+        # switched off explicitly, not left to VideoLLaMA2's CLIP defaults.
+        pipeline = {
+            key: getattr(tower_processor, key, None)
             for key in ("do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize")
             + ("image_mean", "image_std", "do_convert_rgb", "crop_size")
         }
-        video_settings["do_center_crop"] = bool(getattr(image_processor, "do_center_crop", False))
-        video_processor = VideoLlama2VideoProcessor(**video_settings, num_frames=config.num_frames)
+        pipeline["do_center_crop"] = bool(getattr(tower_processor, "do_center_crop", False))
+        image_processor = VideoLlama2ImageProcessor(**pipeline)
+        video_processor = VideoLlama2VideoProcessor(**pipeline, num_frames=config.num_frames)
         family = chat_template_family or config.text_config.model_type
         return cls(
             image_processor=image_processor,
@@ -130,20 +132,24 @@ class VideoLlama2Processor(ProcessorMixin):
             return original.original_processor(pretrained_model_name_or_path, **kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        """Load the image processor with the PIL backend unless asked otherwise: transformers defaults to torchvision,
-        whose bicubic resize differs from the original's PIL one by up to 0.015 after normalisation."""
-        backend = kwargs.pop("backend", None)
-        arguments = super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
-        if backend != "torchvision":
-            from transformers import AutoImageProcessor
-
-            hub_kwargs = {key: kwargs[key] for key in ("subfolder", "revision", "token", "cache_dir") if key in kwargs}
-            arguments[cls.get_attributes().index("image_processor")] = AutoImageProcessor.from_pretrained(
-                pretrained_model_name_or_path, backend="pil", **hub_kwargs
-            )
-        return arguments
+    def to_dict(self) -> dict:
+        """transformers' serialisation; a processor saved as remote code (`register_for_auto_class`) also names its
+        VideoLLaMA2 image and video processors for `AutoImageProcessor` / `AutoVideoProcessor`. Their files ship with
+        the processor's, so each Auto class alone loads them (transformers' own image processors would come back with
+        the torchvision backend)."""
+        output = super().to_dict()
+        if self._auto_class is None:
+            return output
+        package = __name__.rpartition(".")[0]
+        for attribute, auto_class in (
+            ("image_processor", "AutoImageProcessor"),
+            ("video_processor", "AutoVideoProcessor"),
+        ):
+            module, _, file = type(getattr(self, attribute)).__module__.rpartition(".")
+            if module == package and isinstance(output.get(attribute), dict):
+                auto_map = output[attribute].setdefault("auto_map", {})
+                auto_map[auto_class] = f"{file}.{type(getattr(self, attribute)).__name__}"
+        return output
 
     @property
     def image_num_frames(self) -> int:
