@@ -170,10 +170,13 @@ def test_from_pretrained_kwargs_reach_the_image_and_video_processors(mistral, tm
 
 def test_num_multimodal_tokens_for_serving_engines(qwen, image):
     processor, config = qwen
-    data = processor._get_num_multimodal_tokens(image_sizes=[(380, 570), (10, 20)], video_sizes=[(146, 360, 640)])
+    data = processor._get_num_multimodal_tokens(
+        image_sizes=[(380, 570), (10, 20)], video_sizes=[(146, 360, 640), (16, 56, 56), (5, 90, 90)]
+    )
     expected = config.get_num_visual_tokens()
     assert data.num_image_tokens == [expected, expected]
-    assert data.num_video_tokens == [expected]
+    # (frames, height, width) of the frames to process: cut to max_frames (32), padded to num_frames (16)
+    assert data.num_video_tokens == [config.get_num_visual_tokens(32), expected, expected]
     inputs = processor(text="<image>", images=[image])
     assert count(inputs["input_ids"], processor.image_token_id) == expected
 

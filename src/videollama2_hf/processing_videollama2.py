@@ -170,18 +170,29 @@ class VideoLlama2Processor(ProcessorMixin):
         return self.video_token * self._num_tokens(video.shape[-2], video.shape[-1], video.shape[0])
 
     def _get_num_multimodal_tokens(self, image_sizes=None, video_sizes=None, **kwargs) -> MultiModalData:
-        """Placeholder counts for serving engines. Frames are resized to the tower's square input and every video
-        is sampled (or padded) to `num_frames`, so the count does not depend on the media size."""
+        """Placeholder counts for serving engines. Frames are resized to the tower's square input, so sizes do not
+        matter, and an image costs a clip of `num_frames` copies. `video_sizes` are `(num_frames, height, width)` of
+        the frames to process, as transformers defines them: at most `max_frames` are kept, and shorter clips are
+        padded with black frames to the model's `num_frames`, as the processor does."""
         side = self._processed_side()
-        per_item = self._num_tokens(side, side, self.image_num_frames)
         vision_data = {}
         if image_sizes is not None:
+            per_image = self._num_tokens(side, side, self.image_num_frames)
             vision_data.update(
-                num_image_tokens=[per_item] * len(image_sizes), num_image_patches=[1] * len(image_sizes)
+                num_image_tokens=[per_image] * len(image_sizes), num_image_patches=[1] * len(image_sizes)
             )
         if video_sizes is not None:
-            vision_data["num_video_tokens"] = [per_item] * len(video_sizes)
+            vision_data["num_video_tokens"] = [
+                self._num_tokens(side, side, self._processed_num_frames(num_frames)) for num_frames, *_ in video_sizes
+            ]
         return MultiModalData(**vision_data)
+
+    def _processed_num_frames(self, num_frames: int) -> int:
+        """Frames a clip of `num_frames` frames has after the video processor's truncation and padding."""
+        max_frames, padded_to = self.video_processor.max_frames, self.video_processor.num_frames
+        if max_frames is not None:
+            num_frames, padded_to = min(num_frames, max_frames), min(padded_to, max_frames)
+        return max(num_frames, padded_to)
 
     def _processed_side(self) -> int:
         processor = self.image_processor
