@@ -177,6 +177,8 @@ def test_num_multimodal_tokens_for_serving_engines(qwen, image):
     assert data.num_image_tokens == [expected, expected]
     # (frames, height, width) of the frames to process: cut to max_frames (32), padded to num_frames (16)
     assert data.num_video_tokens == [config.get_num_visual_tokens(32), expected, expected]
+    with pytest.raises(ValueError, match=r"\(num_frames, height, width\) per video"):
+        processor._get_num_multimodal_tokens(video_sizes=[(360, 640)])
     inputs = processor(text="<image>", images=[image])
     assert count(inputs["input_ids"], processor.image_token_id) == expected
 

@@ -182,8 +182,11 @@ class VideoLlama2Processor(ProcessorMixin):
                 num_image_tokens=[per_image] * len(image_sizes), num_image_patches=[1] * len(image_sizes)
             )
         if video_sizes is not None:
+            if any(len(size) != 3 for size in video_sizes):
+                raise ValueError(f"`video_sizes` must hold (num_frames, height, width) per video, got {video_sizes}.")
             vision_data["num_video_tokens"] = [
-                self._num_tokens(side, side, self._processed_num_frames(num_frames)) for num_frames, *_ in video_sizes
+                self._num_tokens(side, side, self._processed_num_frames(num_frames))
+                for num_frames, _, _ in video_sizes
             ]
         return MultiModalData(**vision_data)
 
