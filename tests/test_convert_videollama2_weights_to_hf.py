@@ -28,7 +28,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, first_low_margin_step
 
 import videollama2_hf  # noqa: F401  (registers the Auto classes)
-from videollama2_hf import cli, hub, safetensors_copy
+from videollama2_hf import cli, converted_folder, hub, safetensors_copy
 from videollama2_hf import convert_videollama2_weights_to_hf as converter
 from videollama2_hf.configuration_videollama2 import VideoLlama2Config
 from videollama2_hf.convert_videollama2_weights_to_hf import convert_videollama2_checkpoint
@@ -656,7 +656,7 @@ def test_failed_metadata_step_stops_the_copy_and_leaves_nothing(monkeypatch, fix
     def broken(*args):
         raise RuntimeError("tokenizer exploded")
 
-    monkeypatch.setattr(converter, "processor_settings", broken)
+    monkeypatch.setattr(converted_folder, "processor_settings", broken)
     with pytest.raises(RuntimeError, match="tokenizer exploded"):
         convert_videollama2_checkpoint(
             _source_dir(fixtures_dir, variant),

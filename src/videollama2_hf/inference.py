@@ -128,8 +128,9 @@ def load_model_and_processor(model_id: str = DEFAULT_MODEL, dtype: str = "auto",
     device = resolve_device(device)
     from transformers import AutoConfig, AutoModelForImageTextToText
 
-    from . import VideoLlama2Config, VideoLlama2Processor
+    from .configuration_videollama2 import VideoLlama2Config
     from .original_checkpoint import load_original_config
+    from .processing_videollama2 import VideoLlama2Processor
 
     try:
         config = AutoConfig.from_pretrained(model_id)  # fails fast (and cheaply) when the model cannot be found

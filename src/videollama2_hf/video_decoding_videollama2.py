@@ -262,6 +262,7 @@ def load_image(path) -> np.ndarray:
 
 
 def download(url: str) -> bytes:
+    """The bytes at `url`, or one clear error (no network, 404, ...)."""
     from huggingface_hub.utils import get_session, httpx
 
     try:
@@ -269,8 +270,8 @@ def download(url: str) -> bytes:
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise OSError(
-            f"Could not download the video at {url} ({error}). Download it yourself and pass the local file path "
-            "(or its bytes) instead."
+            f"Could not download {url} ({error}). Download it yourself and pass the local file path (or its bytes) "
+            "instead."
         ) from error
     return response.content
 
