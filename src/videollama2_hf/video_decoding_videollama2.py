@@ -262,11 +262,11 @@ def load_image(path) -> np.ndarray:
 
 
 def download(url: str) -> bytes:
-    """The bytes at `url`, or one clear error (no network, 404, ...)."""
-    from huggingface_hub.utils import get_session, httpx
+    """The bytes at `url`, or one clear error at once (no network, 404, ...): no retry loop."""
+    from huggingface_hub.utils import httpx
 
     try:
-        response = get_session().get(url, follow_redirects=True)
+        response = httpx.get(url, follow_redirects=True, timeout=30)
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise OSError(
