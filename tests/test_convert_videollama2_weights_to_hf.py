@@ -25,7 +25,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForImageTextToText
-from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, first_low_margin_step
+from videollama2_test_utils import FIXTURE_VARIANTS, PRESET_NAMES, expanded_ids, first_low_margin_step
 
 import videollama2_hf  # noqa: F401  (registers the Auto classes)
 from videollama2_hf import cli, converted_folder, hub, safetensors_copy
@@ -40,18 +40,6 @@ from videollama2_hf.original_layout import (
 from videollama2_hf.safetensors_copy import read_safetensors_header
 
 
-PRESET_NAMES = {
-    "VideoLLaMA2-7B",
-    "VideoLLaMA2-7B-Base",
-    "VideoLLaMA2-7B-16F",
-    "VideoLLaMA2-7B-16F-Base",
-    "VideoLLaMA2-8x7B",
-    "VideoLLaMA2-8x7B-Base",
-    "VideoLLaMA2-72B",
-    "VideoLLaMA2-72B-Base",
-    "VideoLLaMA2.1-7B-16F",
-    "VideoLLaMA2.1-7B-16F-Base",
-}
 # What a converted folder holds (besides the weight shards): config + remote code, generation defaults, processor,
 # tokenizer, chat template and model card.
 METADATA_FILES = {

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import transformers
+from videollama2_test_utils import PRESET_NAMES
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2VideoProcessor
 from videollama2_hf.original_checkpoint import original_processor
@@ -20,20 +21,6 @@ from videollama2_hf.original_layout import (
     processor_settings,
     resolve_vision_tower,
 )
-
-
-PRESET_NAMES = {
-    "VideoLLaMA2-7B",
-    "VideoLLaMA2-7B-Base",
-    "VideoLLaMA2-7B-16F",
-    "VideoLLaMA2-7B-16F-Base",
-    "VideoLLaMA2-8x7B",
-    "VideoLLaMA2-8x7B-Base",
-    "VideoLLaMA2-72B",
-    "VideoLLaMA2-72B-Base",
-    "VideoLLaMA2.1-7B-16F",
-    "VideoLLaMA2.1-7B-16F-Base",
-}
 
 
 def _original_config(preset: dict) -> dict:

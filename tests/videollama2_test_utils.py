@@ -21,6 +21,19 @@ FIXTURE_VARIANTS = [
     "mistral_stp",
     "qwen2_siglip_stcv35_f16",
 ]
+# Every released checkpoint the converter has a preset for.
+PRESET_NAMES = {
+    "VideoLLaMA2-7B",
+    "VideoLLaMA2-7B-Base",
+    "VideoLLaMA2-7B-16F",
+    "VideoLLaMA2-7B-16F-Base",
+    "VideoLLaMA2-8x7B",
+    "VideoLLaMA2-8x7B-Base",
+    "VideoLLaMA2-72B",
+    "VideoLLaMA2-72B-Base",
+    "VideoLLaMA2.1-7B-16F",
+    "VideoLLaMA2.1-7B-16F-Base",
+}
 ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200}
 # Greedy decoding of random models has near-ties: ids are compared exactly up to the first step with a smaller margin.
 MARGIN_FOR_EXACT_IDS = 1e-3
