@@ -2,6 +2,7 @@
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageTextToText,
@@ -11,7 +12,14 @@ from transformers import (
     CLIPImageProcessorPil,
 )
 
-from .configuration_videollama2 import VideoLlama2Config, num_visual_tokens
+from .configuration_videollama2 import (
+    VideoLlama2AudioEncoderConfig,
+    VideoLlama2Config,
+    num_audio_tokens,
+    num_visual_tokens,
+)
+from .feature_extraction_videollama2 import VideoLlama2FeatureExtractor
+from .modeling_beats import VideoLlama2AudioEncoder
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model, VideoLlama2PreTrainedModel
 from .original_checkpoint import register_original_checkpoints
 from .processing_videollama2 import VideoLlama2Processor
@@ -19,6 +27,9 @@ from .video_processing_videollama2 import VideoLlama2VideoProcessor
 
 
 AutoConfig.register(VideoLlama2Config.model_type, VideoLlama2Config, exist_ok=True)
+AutoConfig.register(VideoLlama2AudioEncoderConfig.model_type, VideoLlama2AudioEncoderConfig, exist_ok=True)
+AutoModel.register(VideoLlama2AudioEncoderConfig, VideoLlama2AudioEncoder, exist_ok=True)
+AutoFeatureExtractor.register(VideoLlama2AudioEncoderConfig, VideoLlama2FeatureExtractor, exist_ok=True)
 AutoModel.register(VideoLlama2Config, VideoLlama2Model, exist_ok=True)
 AutoModelForImageTextToText.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
 AutoModelForMultimodalLM.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
@@ -36,11 +47,15 @@ else:
     AutoModelForVision2Seq.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
 
 __all__ = [
+    "VideoLlama2AudioEncoder",
+    "VideoLlama2AudioEncoderConfig",
     "VideoLlama2Config",
+    "VideoLlama2FeatureExtractor",
     "VideoLlama2ForConditionalGeneration",
     "VideoLlama2Model",
     "VideoLlama2PreTrainedModel",
     "VideoLlama2Processor",
     "VideoLlama2VideoProcessor",
+    "num_audio_tokens",
     "num_visual_tokens",
 ]
