@@ -11,9 +11,10 @@ Long audio: the original cuts a random 30 s window out of longer files. Here the
 average of the original's draws), so the same file always gives the same features. Videos never need it: their
 8 clips of 2 s make 16 s.
 
-A video without an audio track, an empty, corrupt or truncated file, or samples in a format nobody can scale raise
-a one-line `ValueError`: the original silently used 30 s of zeros when ffmpeg failed, which makes the model describe
-a silence nobody asked about.
+A video without an audio track, and files that are empty, corrupt or in a format FFmpeg cannot decode, raise a
+one-line `ValueError`; a truncated file is decoded as far as FFmpeg can, with a warning where the container declares
+a longer duration. The original silently used 30 s of zeros when ffmpeg failed, which makes the model describe a
+silence nobody asked about.
 """
 
 import io
@@ -35,6 +36,7 @@ VIDEO_CLIP_DURATION_S = 2
 VIDEO_NUM_CLIPS = 8
 
 # What soundfile divides each sample format by to read it as float64 (24-bit PCM decodes into the top bits of s32).
+# These are all the sample formats FFmpeg decodes to.
 _SAMPLE_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63, "flt": 1.0, "dbl": 1.0}
 
 
@@ -92,7 +94,7 @@ def _import_av():
     return av
 
 
-def _source(source) -> tuple[object, str]:
+def _source(source, what: str) -> tuple[object, str]:
     """`(something av.open reads, its name for messages)` of a path, URL, bytes or file object."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -102,9 +104,9 @@ def _source(source) -> tuple[object, str]:
             raise FileNotFoundError(f"No audio or video file at {path}. Check the path.")
         return path, path
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return io.BytesIO(source), "the audio bytes"
+        return io.BytesIO(source), f"the {what} bytes"
     if hasattr(source, "read"):
-        return source, getattr(source, "name", "the audio file object")
+        return source, getattr(source, "name", f"the {what} file object")
     raise TypeError(
         f"Cannot read audio from {type(source).__name__}; pass a path, URL, bytes or file object (or give the "
         "feature extractor a waveform array)."
@@ -115,7 +117,7 @@ def _source(source) -> tuple[object, str]:
 def _open_audio_stream(source, what: str):
     """The container and its audio stream; FFmpeg errors become one-line `ValueError`s."""
     av = _import_av()
-    source, name = _source(source)
+    source, name = _source(source, what)
     try:
         with av.open(source) as container:
             stream = container.streams.best("audio")
@@ -148,14 +150,9 @@ def _check_length(stream, num_samples: int, rate: int, name: str) -> None:
             )
 
 
-def _channel_zero(frame, name: str) -> np.ndarray:
+def _channel_zero(frame) -> np.ndarray:
     """Channel 0 of a decoded frame as float64, scaled like soundfile (integers to [-1, 1))."""
-    sample_format = frame.format.name.rstrip("p")
-    if sample_format not in _SAMPLE_SCALE:
-        raise ValueError(
-            f"{name} has audio samples in the format {frame.format.name!r}, which cannot be read as a waveform. "
-            "Re-encode it (e.g. to 16-bit WAV)."
-        )
+    sample_format = frame.format.name.rstrip("p")  # planar or packed, the scale is the same
     samples = frame.to_ndarray()
     channel = samples[0] if frame.format.is_planar else samples.reshape(-1, len(frame.layout.channels))[:, 0]
     channel = channel.astype(np.float64)
@@ -176,7 +173,7 @@ def load_audio(source, sampling_rate: int = SAMPLING_RATE, max_duration_s: int =
                     f"{name} changes its sample rate mid-stream ({rate} -> {frame.sample_rate} Hz). Re-encode it "
                     "at one rate."
                 )
-            chunks.append(_channel_zero(frame, name))
+            chunks.append(_channel_zero(frame))
         waveform = np.concatenate(chunks) if chunks else np.zeros(0)
         _check_length(stream, len(waveform), rate, name)
     waveform = fit_to_length(waveform, max_duration_s * rate)  # at the file's rate, as the original
