@@ -216,6 +216,7 @@ class VideoLlama2AudioEncoderPreTrainedModel(PreTrainedModel):
     base_model_prefix = "audio_tower"
     main_input_name = "input_features"
     input_modalities = ("audio",)
+    _input_embed_layer = "patch_embedding"
     supports_gradient_checkpointing = True
     _no_split_modules = ["VideoLlama2AudioEncoderLayer"]
     _supports_sdpa = True
@@ -272,9 +273,6 @@ class VideoLlama2AudioEncoder(VideoLlama2AudioEncoderPreTrainedModel):
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.encoder = VideoLlama2AudioTransformer(config)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.patch_embedding
 
     def embed_patches(self, input_features: torch.Tensor) -> torch.Tensor:
         """Normalised filterbank -> patch tokens projected to `hidden_size` (the input of the position conv)."""
