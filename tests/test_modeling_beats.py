@@ -127,7 +127,7 @@ def test_matches_the_original(case, attn_implementation, original, fixture_encod
 
 
 def test_patch_embedding_matches_the_original(original, fixture_encoder):
-    """Normalisation, 16 x 16 patches flattened time-major, LayerNorm and projection: the input of the position conv."""
+    """Normalisation, 16 x 16 patches flattened time-major, LayerNorm, projection: the input of the position conv."""
     reference = original["reference"]
     with torch.no_grad():
         embedded = fixture_encoder.embed_patches(reference["audio.fbank"].float())
