@@ -21,14 +21,12 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, logging
+from transformers.utils import TransformersKwargs
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_videollama2 import VideoLlama2AudioEncoderConfig
 
-
-logger = logging.get_logger(__name__)
 
 # Original BEATs tensor names (relative to `model.audio_tower.`) -> names in `VideoLlama2AudioEncoder`. Every other
 # name is unchanged. The original's layers all reference layer 0's relative-position table, and its trainer saved one
