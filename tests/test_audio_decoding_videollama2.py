@@ -120,7 +120,7 @@ def test_sources_path_bytes_file_object_and_url(tmp_path):
     with open(path, "rb") as file:
         np.testing.assert_array_equal(load_audio(file), expected)
     # The network boundary: the download itself is replaced by the file's bytes.
-    with patch("videollama2_hf.audio_decoding_videollama2._download", return_value=data) as download:
+    with patch("videollama2_hf.audio_decoding_videollama2.download", return_value=data) as download:
         np.testing.assert_array_equal(load_audio("https://example.com/clip.wav"), expected)
     download.assert_called_once_with("https://example.com/clip.wav")
 

@@ -25,7 +25,7 @@ from fractions import Fraction
 import numpy as np
 from transformers.utils import logging
 
-from .video_decoding_videollama2 import _download
+from .video_decoding_videollama2 import download
 
 
 logger = logging.get_logger(__name__)
@@ -99,7 +99,7 @@ def _source(source, what: str) -> tuple[object, str]:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if path.startswith(("http://", "https://")):
-            return io.BytesIO(_download(path)), path
+            return io.BytesIO(download(path)), path
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No audio or video file at {path}. Check the path.")
         return path, path
