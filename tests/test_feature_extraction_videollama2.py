@@ -80,7 +80,8 @@ def test_fbank_matches_the_original(case, fixture_tensors, fixture_waveforms):
 @pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="MKL_CBWR selects an MKL code path")
 def test_fbank_is_bit_exact_on_mkls_vendor_neutral_code_path(fixtures_dir, media_dir):
     """The audio file's float64 filterbank only depends on the float32 mel filters, whose logarithm comes from MKL:
-    with MKL's reproducible code path (as on the fixture's machine) every value matches, in a fresh process."""
+    with MKL's reproducible code path (as on the fixture's machine) every value matches, in a fresh process. Checked
+    with the MKL of torch 2.14.1 and of torch 2.2.0 (the original's, through torchaudio itself)."""
     script = (
         "import sys, torch; from safetensors.torch import load_file;"
         "from videollama2_hf import VideoLlama2FeatureExtractor;"
