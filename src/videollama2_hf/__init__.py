@@ -15,12 +15,16 @@ __version__ = "0.2.0"
 DEFER_REGISTRATION_VARIABLE = "VIDEOLLAMA2_HF_DEFER_REGISTRATION"
 
 _PUBLIC_NAMES = {
+    "VideoLlama2AudioEncoder": "modeling_beats",
+    "VideoLlama2AudioEncoderConfig": "configuration_videollama2",
     "VideoLlama2Config": "configuration_videollama2",
+    "VideoLlama2FeatureExtractor": "feature_extraction_videollama2",
     "VideoLlama2ForConditionalGeneration": "modeling_videollama2",
     "VideoLlama2Model": "modeling_videollama2",
     "VideoLlama2PreTrainedModel": "modeling_videollama2",
     "VideoLlama2Processor": "processing_videollama2",
     "VideoLlama2VideoProcessor": "video_processing_videollama2",
+    "num_audio_tokens": "token_counts_videollama2",
     "num_visual_tokens": "token_counts_videollama2",
     "register_auto_classes": "auto_registration",
 }

@@ -3,6 +3,7 @@
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageTextToText,
@@ -12,7 +13,9 @@ from transformers import (
     CLIPImageProcessorPil,
 )
 
-from .configuration_videollama2 import VideoLlama2Config
+from .configuration_videollama2 import VideoLlama2AudioEncoderConfig, VideoLlama2Config
+from .feature_extraction_videollama2 import VideoLlama2FeatureExtractor
+from .modeling_beats import VideoLlama2AudioEncoder
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model
 from .original_checkpoint import register_original_checkpoints
 from .processing_videollama2 import VideoLlama2Processor
@@ -31,6 +34,10 @@ def register_auto_classes() -> None:
     AutoImageProcessor.register(
         VideoLlama2Config, image_processor_classes={"pil": CLIPImageProcessorPil}, exist_ok=True
     )
+    # The BEATs audio encoder of VideoLLaMA2.1-AV, a sub-model with its own config, and its filterbank extractor.
+    AutoConfig.register(VideoLlama2AudioEncoderConfig.model_type, VideoLlama2AudioEncoderConfig, exist_ok=True)
+    AutoModel.register(VideoLlama2AudioEncoderConfig, VideoLlama2AudioEncoder, exist_ok=True)
+    AutoFeatureExtractor.register(VideoLlama2AudioEncoderConfig, VideoLlama2FeatureExtractor, exist_ok=True)
     # Released DAMO-NLP-SG checkpoints (model_type videollama2_*, original tensor names) load without conversion.
     register_original_checkpoints()
 

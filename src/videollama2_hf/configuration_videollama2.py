@@ -12,6 +12,7 @@ from .token_counts_videollama2 import (
     DEFAULT_NUM_FRAMES,
     SAMPLER_PADDING,
     SUPPORTED_PROJECTOR_TYPES,
+    num_audio_tokens,
     num_visual_tokens,
 )
 
@@ -137,4 +138,101 @@ class VideoLlama2Config(PreTrainedConfig):
         )
 
 
-__all__ = ["VideoLlama2Config"]
+@strict
+class VideoLlama2AudioEncoderConfig(PreTrainedConfig):
+    r"""
+    Configuration of the BEATs audio encoder of VideoLLaMA2.1-AV. The defaults are the released model's encoder
+    (BEATs iter3+ AS2M: 16 x 16 patches, 512-wide patch embedding, 12 post-LN deep-norm layers of width 768).
+
+    Args:
+        num_mel_bins (`int`, *optional*, defaults to 128):
+            Mel bins of the input filterbank.
+        patch_size (`int`, *optional*, defaults to 16):
+            Side of the square (time x frequency) patches of the filterbank.
+        patch_embedding_dim (`int`, *optional*, defaults to 512):
+            Width of the patch embedding, before its projection to `hidden_size`.
+        patch_embedding_bias (`bool`, *optional*, defaults to `False`):
+            Whether the patch-embedding convolution has a bias.
+        hidden_size (`int`, *optional*, defaults to 768):
+            Width of the transformer layers and of the encoder output.
+        intermediate_size (`int`, *optional*, defaults to 3072):
+            Width of the feed-forward layers.
+        num_hidden_layers (`int`, *optional*, defaults to 12):
+            Number of transformer layers.
+        num_attention_heads (`int`, *optional*, defaults to 12):
+            Attention heads per layer.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the feed-forward layers (exact GELU in the original).
+        num_conv_pos_embeddings (`int`, *optional*, defaults to 128):
+            Kernel size of the convolutional position embedding.
+        num_conv_pos_embedding_groups (`int`, *optional*, defaults to 16):
+            Groups of the convolutional position embedding.
+        num_buckets (`int`, *optional*, defaults to 320):
+            Relative-position buckets (half for each direction) of the attention bias.
+        max_distance (`int`, *optional*, defaults to 800):
+            Distance beyond which relative positions share the last bucket.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of every LayerNorm.
+        hidden_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout on the projected patch embeddings and on the outputs of attention and feed-forward blocks.
+        attention_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout on the attention probabilities.
+        activation_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout after the feed-forward activation.
+        layerdrop (`float`, *optional*, defaults to 0.05):
+            Probability of skipping a whole layer during training (never at inference).
+        fbank_mean (`float`, *optional*, defaults to 15.41663):
+            Mean subtracted from the filterbank before the patch embedding.
+        fbank_std (`float`, *optional*, defaults to 6.55582):
+            Standard deviation of the filterbank; the original divides by twice this value.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialiser of embeddings.
+    """
+
+    model_type = "videollama2_audio_encoder"
+    base_config_key = "audio_config"
+
+    num_mel_bins: int = 128
+    patch_size: int = 16
+    patch_embedding_dim: int = 512
+    patch_embedding_bias: bool = False
+    hidden_size: int = 768
+    intermediate_size: int = 3072
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    hidden_act: str = "gelu"
+    num_conv_pos_embeddings: int = 128
+    num_conv_pos_embedding_groups: int = 16
+    num_buckets: int = 320
+    max_distance: int = 800
+    layer_norm_eps: float = 1e-5
+    hidden_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    layerdrop: float = 0.05
+    fbank_mean: float = 15.41663
+    fbank_std: float = 6.55582
+    initializer_range: float = 0.02
+
+    def validate_architecture(self):
+        """Reject sizes the encoder cannot build, at config time rather than deep inside `forward`."""
+        super().validate_architecture()
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})."
+            )
+        if self.hidden_size % self.num_conv_pos_embedding_groups:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_conv_pos_embedding_groups "
+                f"({self.num_conv_pos_embedding_groups})."
+            )
+        if self.num_buckets % 2:
+            raise ValueError(f"num_buckets must be even (half per direction), got {self.num_buckets}.")
+
+    def get_num_audio_tokens(self, num_frames: int) -> int:
+        """Encoder output length for a filterbank of `num_frames` frames (1496 for the 2998 frames of 30 s)."""
+        return num_audio_tokens(num_frames, self.num_mel_bins, self.patch_size)
+
+
+__all__ = ["VideoLlama2AudioEncoderConfig", "VideoLlama2Config"]

@@ -1,5 +1,6 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""How many LLM positions an image or a video becomes: the connector geometry and the one formula built on it.
+"""How many LLM positions an image, a video or an audio clip becomes: the connector geometry and the formulas built
+on it.
 
 Plain Python (no torch, no transformers), so that the processor, the model, the config, `videollama2-hf info` and
 the tests all count with the same function, and the command line can count without importing a tensor library.
@@ -52,4 +53,18 @@ def num_visual_tokens(
     return out(num_frames, stride_t) * out(grid_size, stride_h) * out(grid_size, stride_w)
 
 
-__all__ = ["DEFAULT_NUM_FRAMES", "SUPPORTED_PROJECTOR_TYPES", "num_visual_tokens"]
+def num_audio_tokens(num_frames: int, num_mel_bins: int, patch_size: int) -> int:
+    """Number of LLM positions one audio clip occupies: the BEATs patch grid of its (frames x mel bins) filterbank.
+
+    The patch embedding is a convolution with kernel = stride = `patch_size`, so partial patches at the end of
+    either axis are dropped: 2998 frames x 128 bins in 16 x 16 patches -> 187 x 8 = 1496 tokens.
+    """
+    if num_frames < patch_size or num_mel_bins < patch_size:
+        raise ValueError(
+            f"An audio filterbank of {num_frames} frames x {num_mel_bins} mel bins is smaller than one "
+            f"{patch_size} x {patch_size} patch; pass at least {patch_size} frames of audio."
+        )
+    return (num_frames // patch_size) * (num_mel_bins // patch_size)
+
+
+__all__ = ["DEFAULT_NUM_FRAMES", "SUPPORTED_PROJECTOR_TYPES", "num_audio_tokens", "num_visual_tokens"]
