@@ -37,6 +37,22 @@ def _rss_mib(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+def _eager_clip_config(config_class):
+    """The original asks for FlashAttention-2 in its CLIP tower, which needs CUDA (and which transformers 4.40's CLIP
+    does not implement): on CPU its tower runs eager attention, the only other one that version has."""
+
+    class EagerCLIPVisionConfig(config_class):
+        @property
+        def _attn_implementation(self):
+            return "eager"
+
+        @_attn_implementation.setter
+        def _attn_implementation(self, value):
+            pass
+
+    return EagerCLIPVisionConfig
+
+
 class OriginalSide:
     def __init__(self):
         import numpy as np
@@ -61,8 +77,10 @@ class OriginalSide:
         """A random original Mistral-based VideoLLaMA2 whose tower config is `folder/vision_tower` (written by the
         benchmark), saved as `folder/model.safetensors` + `config.json` in the original layout."""
         from safetensors.torch import save_file
+        from videollama2.model import encoder
         from videollama2.model.videollama2_mistral import Videollama2MistralConfig, Videollama2MistralForCausalLM
 
+        encoder.CLIPVisionConfig = _eager_clip_config(encoder.CLIPVisionConfig)
         self.torch.manual_seed(seed)
         original_config = Videollama2MistralConfig(**config)
         model = Videollama2MistralForCausalLM(original_config)
