@@ -143,7 +143,8 @@ class Ours:
         frames = inputs["pixel_values_videos"]
         with torch.inference_mode():
             features = []
-            tower_ms = timed(lambda: features.append(model._patch_features(frames.flatten(0, 1), -2, "default")[1]))
+            tower = lambda: model.vision_tower(frames.flatten(0, 1), output_hidden_states=True)  # noqa: E731
+            tower_ms = timed(lambda: features.append(tower().hidden_states[-2][:, 1:]))
             connector_ms = timed(lambda: model.multi_modal_projector(features[0].unflatten(0, frames.shape[:2])))
             total_ms = timed(lambda: self.model(**inputs))
         return {"tower": tower_ms, "connector": connector_ms, "language model": total_ms - tower_ms - connector_ms}
