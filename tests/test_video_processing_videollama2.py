@@ -504,9 +504,14 @@ def test_errors_name_the_problem(tmp_path, media_dir):
     empty_folder.mkdir()
     with pytest.raises(ValueError, match="no image files"):
         processor(str(empty_folder))
-    for unsupported in (42, {"video": "a.mp4"}, [], [42]):
+    for unsupported in (42, {"video": "a.mp4"}, [42]):
         with pytest.raises(TypeError, match="Unsupported video input"):
             processor(unsupported)
+    for no_frame in ([], [[]], [[], []]):
+        with pytest.raises(ValueError, match="list of frames holds no frame"):
+            processor(no_frame)
+    with pytest.raises(ValueError, match="still image, not a video"):
+        processor(str(media_dir / "desert.png"))
     with pytest.raises(TypeError, match="uint8"):
         processor(np.zeros((4, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="no frames"):

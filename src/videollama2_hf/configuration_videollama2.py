@@ -1,5 +1,5 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""VideoLLaMA2 configuration, and the one formula that says how many tokens a clip becomes."""
+"""VideoLLaMA2 configuration."""
 
 from typing import Literal
 
@@ -7,50 +7,17 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
+from .token_counts_videollama2 import (
+    DEFAULT_DOWNSAMPLE,
+    DEFAULT_NUM_FRAMES,
+    SAMPLER_PADDING,
+    SUPPORTED_PROJECTOR_TYPES,
+    num_visual_tokens,
+)
 
-# Connector types the original `build_vision_projector` + `temporal_aggregator` accept end to end.
-# `spatial_conv`/`spatial_pool` only run when vision and text widths coincide, `identity` is
-# rejected by the original aggregator, so neither is offered here.
-STC_CONNECTORS = ("stc_connector", "stc_connector_v35", "stp_connector")
-MEAN_POOL_CONNECTORS = ("mlp2x_gelu", "linear")
-SUPPORTED_PROJECTOR_TYPES = STC_CONNECTORS + MEAN_POOL_CONNECTORS
+
 SUPPORTED_VISION_MODEL_TYPES = ("clip_vision_model", "siglip_vision_model")
 SUPPORTED_TEXT_MODEL_TYPES = ("mistral", "mixtral", "qwen2", "llama")
-
-# Conv3d padding of the temporal/spatial sampler: only `stc_connector` pads (with zeros).
-_SAMPLER_PADDING = {"stc_connector": 1, "stc_connector_v35": 0, "stp_connector": 0}
-
-
-def num_visual_tokens(
-    projector_type: str,
-    grid_size: int,
-    num_frames: int,
-    downsample: tuple[int, int, int] | list[int] = (2, 2, 2),
-) -> int:
-    """Number of LLM positions one image or video occupies.
-
-    Single source of truth for the processor (placeholder expansion) and the model (feature shape).
-    `grid_size` is the side of the vision tower's patch grid (image_size // patch_size); images are
-    replicated to `num_frames`, so they cost the same as a video of that length.
-    """
-    if projector_type in MEAN_POOL_CONNECTORS:  # frames are averaged before the projector
-        return grid_size * grid_size
-    if projector_type not in STC_CONNECTORS:
-        raise ValueError(
-            f"Unsupported projector type {projector_type!r}; expected one of {SUPPORTED_PROJECTOR_TYPES}."
-        )
-    padding = _SAMPLER_PADDING[projector_type]
-    stride_t, stride_h, stride_w = downsample
-    if num_frames + 2 * padding < stride_t:
-        raise ValueError(
-            f"{projector_type} needs at least {stride_t - 2 * padding} frames per clip, got {num_frames}. "
-            "Pass more frames (e.g. `num_frames=16`) or pad the clip."
-        )
-
-    def out(size: int, stride: int) -> int:  # Conv3d / AvgPool3d with kernel == stride
-        return (size + 2 * padding - stride) // stride + 1
-
-    return out(num_frames, stride_t) * out(grid_size, stride_h) * out(grid_size, stride_w)
 
 
 @strict
@@ -109,8 +76,8 @@ class VideoLlama2Config(PreTrainedConfig):
     projector_type: str = "stc_connector"
     projector_depth: int = 4
     projector_mlp_depth: int = 2
-    projector_downsample: list[int] | tuple[int, int, int] = (2, 2, 2)
-    num_frames: int = 8
+    projector_downsample: list[int] | tuple[int, int, int] = DEFAULT_DOWNSAMPLE
+    num_frames: int = DEFAULT_NUM_FRAMES
     vision_feature_layer: int = -2
     vision_feature_select_strategy: Literal["default", "full"] = "default"
     image_token_id: int = 32000
@@ -151,6 +118,11 @@ class VideoLlama2Config(PreTrainedConfig):
             )
 
     @property
+    def sampler_padding(self) -> int:
+        """Zero padding of the connector's Conv3d sampler (only `stc_connector` pads)."""
+        return SAMPLER_PADDING.get(self.projector_type, 0)
+
+    @property
     def vision_grid_size(self) -> int:
         """Side of the tower's patch grid (24 for CLIP-336, 27 for SigLIP-384)."""
         return self.vision_config.image_size // self.vision_config.patch_size
@@ -165,4 +137,4 @@ class VideoLlama2Config(PreTrainedConfig):
         )
 
 
-__all__ = ["VideoLlama2Config", "num_visual_tokens"]
+__all__ = ["VideoLlama2Config"]

@@ -19,7 +19,8 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
-from .configuration_videollama2 import MEAN_POOL_CONNECTORS, VideoLlama2Config, num_visual_tokens
+from .configuration_videollama2 import VideoLlama2Config
+from .token_counts_videollama2 import MEAN_POOL_CONNECTORS, num_visual_tokens
 
 
 logger = logging.get_logger(__name__)
@@ -148,8 +149,9 @@ class VideoLlama2MultiModalProjector(nn.Module):
         if self.projector_type == "stp_connector":
             self.sampler = nn.AvgPool3d(downsample)
         else:
-            padding = 1 if self.projector_type == "stc_connector" else 0
-            self.sampler = nn.Conv3d(text_hidden, text_hidden, downsample, stride=downsample, padding=padding)
+            self.sampler = nn.Conv3d(
+                text_hidden, text_hidden, downsample, stride=downsample, padding=config.sampler_padding
+            )
         self.sampler_act = nn.SiLU()
         self.s2 = VideoLlama2RegStage(config.projector_depth, text_hidden, text_hidden)
         self.readout = VideoLlama2ProjectorMLP(text_hidden, text_hidden, config.projector_mlp_depth)

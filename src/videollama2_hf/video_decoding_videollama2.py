@@ -112,6 +112,11 @@ class PyAVVideo:
                 raise ValueError(
                     f"{name} has no video stream (an audio-only file?). Pass a video file, an image folder or frames."
                 )
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise ValueError(
+                    f"{name} is a still image, not a video: pass it as an image (a video would be padded with black "
+                    "frames), or several images as a list of frames."
+                )
             stream = container.streams.video[0]
             self.timestamps, self.keyframes = _index_packets(container, stream)
             if not self.timestamps:
@@ -277,16 +282,17 @@ def load_image(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def _download(url: str) -> bytes:
-    from huggingface_hub.utils import get_session, httpx
+def download(url: str) -> bytes:
+    """The bytes at `url`, or one clear error at once (no network, 404, ...): no retry loop."""
+    from huggingface_hub.utils import httpx
 
     try:
-        response = get_session().get(url, follow_redirects=True)
+        response = httpx.get(url, follow_redirects=True, timeout=30)
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise OSError(
-            f"Could not download the video at {url} ({error}). Download it yourself and pass the local file path "
-            "(or its bytes) instead."
+            f"Could not download {url} ({error}). Download it yourself and pass the local file path (or its bytes) "
+            "instead."
         ) from error
     return response.content
 
@@ -353,6 +359,10 @@ def split_videos(videos) -> list:
             return [list(videos)]
         if all(_is_video(item) for item in videos):
             return list(videos)
+    if isinstance(videos, (list, tuple)) and (
+        not videos or any(isinstance(item, (list, tuple)) and not item for item in videos)
+    ):
+        raise ValueError("A video given as a list of frames holds no frame: pass at least one frame, or a video file.")
     raise TypeError(
         f"Unsupported video input of type {type(videos).__name__}. Pass a path, URL, bytes or file object, a "
         "(T, H, W, 3) uint8 array or tensor, a list of frames (PIL images or arrays), or a list of these."
@@ -365,7 +375,7 @@ def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None
     if isinstance(video, (str, os.PathLike)):
         path = os.fspath(video)
         if path.startswith(("http://", "https://")):
-            return open_encoded(io.BytesIO(_download(path)), path)
+            return open_encoded(io.BytesIO(download(path)), path)
         if os.path.isdir(path):
             return _read_frame_folder(path, sample_indices_fn, max_frames)
         if not os.path.isfile(path):

@@ -33,6 +33,7 @@ from transformers.utils import TensorType, logging
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
+from .token_counts_videollama2 import DEFAULT_NUM_FRAMES
 from .video_decoding_videollama2 import (
     PyAVVideo,
     frame_indices_to_read,
@@ -370,8 +371,8 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     do_normalize = True
     do_convert_rgb = True
     do_sample_frames = True
-    num_frames = 8
-    max_frames = 32
+    num_frames = DEFAULT_NUM_FRAMES
+    max_frames = 32  # the original's MAX_FRAMES
     start_time = None
     end_time = None
     valid_kwargs = VideoLlama2VideoProcessorKwargs
