@@ -167,15 +167,17 @@ class VideoLlama2MultiModalProjector(nn.Module):
                 "Check `vision_feature_select_strategy` ('default' drops CLIP's CLS token)."
             )
         num_visual_tokens(self.projector_type, grid, num_frames, self.downsample)  # clear error for too few frames
-        # (b, t, h*w, d) -> (b*t, d, h, w): a contiguous NCHW copy per frame, as the original rearranges.
+        # Every rearrangement is a view (copied only where a reshape must), as the original's einops calls are: the
+        # frames reach the convolutions channels-last in memory, which picks the same kernels as the original (its
+        # bf16 output, bit for bit) and saves a copy of the features per stage.
+        # (b, t, h*w, d) -> (b*t, d, h, w)
         hidden_states = frame_features.reshape(batch_size * num_frames, grid, grid, channels).permute(0, 3, 1, 2)
-        hidden_states = self.s1(hidden_states.contiguous())
-        # (b*t, d, h, w) -> (b, d, t, h, w) as a view, sampled over time and space.
+        hidden_states = self.s1(hidden_states)
+        # (b*t, d, h, w) -> (b, d, t, h, w), sampled over time and space.
         hidden_states = hidden_states.unflatten(0, (batch_size, num_frames)).transpose(1, 2)
         hidden_states = self.sampler_act(self.sampler(hidden_states))
         new_frames = hidden_states.shape[2]
-        hidden_states = hidden_states.transpose(1, 2).flatten(0, 1).contiguous()
-        hidden_states = self.s2(hidden_states)
+        hidden_states = self.s2(hidden_states.transpose(1, 2).flatten(0, 1))
         # (b*t', d, h', w') -> (b, t'*h'*w', d)
         hidden_states = hidden_states.unflatten(0, (batch_size, new_frames)).permute(0, 1, 3, 4, 2)
         hidden_states = hidden_states.reshape(batch_size, -1, hidden_states.shape[-1])
@@ -193,7 +195,7 @@ class VideoLlama2PreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
-    _can_compile_fullgraph = False  # the connector's shapes depend on the number of frames
+    _can_compile_fullgraph = True  # decode steps are text-only: generate compiles those, never the prefill
     _supports_attention_backend = True
 
 
@@ -340,7 +342,9 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                 vision_feature_select_strategy=vision_feature_select_strategy,
                 return_dict=True,
             )
-        is_prefill = cache is None or cache.get_seq_length() == 0
+        # Placeholders without pixels are a prefill error. generate compiles the decode steps only (text, no pixels),
+        # so the check stays out of compiled graphs, where reading the ids or the cache length would break them.
+        is_prefill = not torch.compiler.is_compiling() and (cache is None or cache.get_seq_length() == 0)
         for modality, token_id in zip(("image", "video"), placeholder_ids):
             if mm_encoder_outputs.get(modality) is None:
                 if is_prefill and input_ids is not None and (input_ids == token_id).any():

@@ -4,13 +4,14 @@ of what users pass (paths, URLs, bytes, file objects, arrays, frame lists, batch
 
 The PyAV reader indexes packets first (decord's frame numbering), seeks to the key frame before each wanted frame and
 lets FFmpeg skip the non-reference frames nobody wants, so that the wanted frames come out bit-identical to a full
-decode while most of the video is never decoded. Frames are yielded one by one, so that the caller can process a
-frame while the next one decodes.
+decode while most of the video is never decoded. Decoded frames are yielded one by one and still in the decoder's
+format, so that the decoding thread only decodes and the caller converts and processes each frame elsewhere.
 """
 
 import bisect
 import io
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -68,6 +69,23 @@ def _index_packets(container, stream) -> tuple[list, list]:
         if packet.is_keyframe:
             keyframes.append(packet.pts)
     return timestamps, keyframes
+
+
+_thread_state = threading.local()
+
+
+def rgb_array(frame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a decoded PyAV frame.
+
+    `frame.to_ndarray(format="rgb24")` builds a new FFmpeg conversion context for every frame (~2 ms at 640x360);
+    one reformatter per thread builds it once per frame size, with the same conversion, hence the same pixels.
+    """
+    reformatter = getattr(_thread_state, "reformatter", None)
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = _thread_state.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
 
 
 def _set_threading(stream) -> None:
@@ -136,8 +154,11 @@ class PyAVVideo:
                 "FFmpeg can read. Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
             ) from error
 
-    def decode(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield `(index, RGB frame)` once for each distinct index, as the frames come out of the decoder."""
+    def decode(self, indices: list[int]) -> Iterator[tuple]:
+        """Yield `(index, decoded frame)` once for each distinct index, as the frames come out of the decoder.
+
+        Frames are PyAV frames in the stream's pixel format: `rgb_array` converts them, on any thread.
+        """
         wanted = sorted(set(indices))
         done = set()
         with self._ffmpeg_errors():
@@ -166,10 +187,10 @@ class PyAVVideo:
 
     def frames(self) -> np.ndarray:
         """All sampled frames as a (T, H, W, 3) uint8 array."""
-        decoded = dict(self.decode(self.indices))
+        decoded = {index: rgb_array(frame) for index, frame in self.decode(self.indices)}
         return np.stack([decoded[index] for index in self.indices])
 
-    def _decode_by_timestamp(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode_by_timestamp(self, container, wanted: list[int]) -> Iterator:
         """One seek per key-frame interval holding wanted frames, then decode forward until they are all out."""
         stream = container.streams.video[0]
         _set_threading(stream)
@@ -191,13 +212,13 @@ class PyAVVideo:
                         self.decoded_frames += 1
                         index = targets.pop(frame.pts, None)
                         if index is not None:
-                            yield index, frame.to_ndarray(format="rgb24")
+                            yield index, frame
                     if not targets:
                         break
             finally:
                 codec.skip_frame = "DEFAULT"
 
-    def _decode_in_order(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode_in_order(self, container, wanted: list[int]) -> Iterator:
         """Decode from the start and number frames as they come out: for streams whose timestamps cannot be used."""
         stream = container.streams.video[0]
         _set_threading(stream)
@@ -205,7 +226,7 @@ class PyAVVideo:
         for index, frame in enumerate(container.decode(stream)):
             self.decoded_frames += 1
             if index in wanted_set:
-                yield index, frame.to_ndarray(format="rgb24")
+                yield index, frame
             if index >= wanted[-1]:
                 break
 
@@ -367,4 +388,4 @@ def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None
     raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
 
 
-__all__ = ["PyAVVideo", "frame_indices_to_read", "load_image", "open_video", "split_videos"]
+__all__ = ["PyAVVideo", "frame_indices_to_read", "load_image", "open_video", "rgb_array", "split_videos"]
