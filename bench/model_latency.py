@@ -1,122 +1,281 @@
-"""Prefill and per-token decode latency of a small VideoLLaMA2 on CPU, eager vs sdpa attention, in one run.
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""Model latency side by side with the original VideoLLaMA2 on the same random weights, CPU, fp32.
 
-Writes the "## Model latency" section of docs/benchmarks.md. Run: `python bench/model_latency.py`.
+The original's side (bench/original_side.py, in the original's environment) builds a random Mistral-based VideoLLaMA2
+with an STC connector and saves it in the original layout; ours loads those very tensors, renamed by the converter's
+`convert_original_key`, strictly into `VideoLlama2ForConditionalGeneration`. Then, alternating
+sides, median of `--repeats`:
+- prefill (one forward over the video prompt) and prefill + 32-token greedy `generate`, ids compared;
+- the prefill split into vision tower, connector and language model;
+- peak RSS growth of a 16-frame video prefill (each process resets its peak through /proc/self/clear_refs);
+- ours only: greedy decoding tokens/s with a dynamic cache, a static cache, and a static cache compiled by generate
+  (`CompileConfig`, fullgraph, compiled on CPU too).
+
+    python bench/model_latency.py --original-python /work/venv-orig/bin/python \
+        --original-repo /work/orig-VideoLLaMA2 [--repeats 5] [--write]
 """
 
-import copy
-import platform
-import re
+import argparse
+import json
+import os
+import shutil
 import statistics
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
+import transformers
+from common import OriginalSide, add_original_arguments, machine, write_section
+from safetensors.torch import load_file
+from transformers import CompileConfig
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration
+from videollama2_hf.convert_videollama2_weights_to_hf import convert_original_key
 
 
-REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Model latency"
 NEW_TOKENS = 32
-REPEATS = 5
+ORIGINAL_VIDEO_ID = -201
+TOWER = {
+    "model_type": "clip_vision_model",
+    "hidden_size": 256,
+    "intermediate_size": 1024,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "image_size": 224,
+    "patch_size": 14,
+}
+LANGUAGE_MODEL = {
+    "hidden_size": 512,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+}
 
 
-def small_config() -> VideoLlama2Config:
-    """CLIP-like tower at 224 px (16x16 grid), full STC connector, a 4-layer Mistral with the real vocabulary."""
-    return VideoLlama2Config(
-        vision_config={
-            "model_type": "clip_vision_model",
-            "hidden_size": 256,
-            "intermediate_size": 1024,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 4,
-            "image_size": 224,
-            "patch_size": 14,
-        },
-        text_config={
-            "model_type": "mistral",
-            "hidden_size": 512,
-            "intermediate_size": 1536,
-            "num_hidden_layers": 4,
-            "num_attention_heads": 8,
-            "num_key_value_heads": 4,
-            "vocab_size": 32000,
-        },
-        num_frames=8,
-    )
+def write_checkpoint_files(folder: Path) -> dict:
+    """The tower config + preprocessing the original builds its tower from; returns its config kwargs."""
+    tower = folder / "clip_vision_tower"  # the original picks its tower class by "clip" in the path
+    tower.mkdir()
+    (tower / "config.json").write_text(json.dumps(TOWER))
+    preprocessing = {"crop_size": 224, "size": 224, "image_mean": [0.5] * 3, "image_std": [0.5] * 3, "resample": 3}
+    (tower / "preprocessor_config.json").write_text(json.dumps(preprocessing))
+    return {
+        **LANGUAGE_MODEL,
+        "mm_vision_tower": str(tower),
+        "mm_projector_type": "stc_connector",
+        "mm_hidden_size": TOWER["hidden_size"],
+        "mm_vision_select_layer": -2,
+        "mm_vision_select_feature": "patch",
+        "num_frames": 8,
+        "tie_word_embeddings": False,
+    }
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+def timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return (time.perf_counter() - start) * 1000
 
 
-def measure(model, inputs) -> tuple[float, float]:
-    """Median prefill ms and median ms per decoded token (generation minus prefill, over NEW_TOKENS)."""
-    prefill, decode = [], []
-    with torch.inference_mode():
-        model(**inputs, logits_to_keep=1)  # warm-up
-        for _ in range(REPEATS):
-            start = time.perf_counter()
-            model(**inputs, logits_to_keep=1)
-            prefill_s = time.perf_counter() - start
-            start = time.perf_counter()
-            model.generate(**inputs, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False)
-            total_s = time.perf_counter() - start
-            prefill.append(prefill_s * 1000)
-            decode.append((total_s - prefill_s) * 1000 / (NEW_TOKENS - 1))
-    return statistics.median(prefill), statistics.median(decode)
+def peak_rss_growth(function) -> float:
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    fields = {}
+
+    def read():
+        with open("/proc/self/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                fields[key] = int(value.split()[0]) / 1024 if key in ("VmRSS", "VmHWM") else None
+
+    read()
+    before = fields["VmRSS"]
+    function()
+    read()
+    return fields["VmHWM"] - before
+
+
+class Ours:
+    def __init__(self, folder: Path):
+        """The original's saved tensors under our names (the converter's renaming), loaded strictly."""
+        config = VideoLlama2Config(
+            vision_config=TOWER,
+            text_config={"model_type": "mistral", **LANGUAGE_MODEL},
+            projector_type="stc_connector",
+            num_frames=8,
+            video_token_id=LANGUAGE_MODEL["vocab_size"],
+            image_token_id=LANGUAGE_MODEL["vocab_size"] + 1,
+        )
+        self.model = VideoLlama2ForConditionalGeneration(config).eval()
+        state = {convert_original_key(key): value for key, value in load_file(folder / "model.safetensors").items()}
+        self.model.load_state_dict(state, strict=True)
+        self.video_id = config.video_token_id
+
+    def inputs(self, original_ids: np.ndarray, pixels: np.ndarray) -> dict:
+        ids = []
+        for token in original_ids[0].tolist():
+            ids += [self.video_id] * self.visual_tokens(pixels.shape[0]) if token == ORIGINAL_VIDEO_ID else [token]
+        return {"input_ids": torch.tensor([ids]), "pixel_values_videos": torch.from_numpy(pixels)[None]}
+
+    def visual_tokens(self, num_frames: int) -> int:
+        return self.model.config.get_num_visual_tokens(num_frames) if num_frames else 0
+
+    def prefill(self, inputs):
+        with torch.inference_mode():
+            return timed(lambda: self.model(**inputs))  # all logits, as the original computes
+
+    def generate(self, inputs, **kwargs):
+        out = []
+        kwargs = {"do_sample": False, "max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS, **kwargs}
+        with torch.inference_mode():
+            ms = timed(lambda: out.append(self.model.generate(**inputs, **kwargs, pad_token_id=0)))
+        return ms, out[0][0, inputs["input_ids"].shape[1] :].tolist()
+
+    def profile(self, inputs) -> dict:
+        model = self.model.model
+        frames = inputs["pixel_values_videos"]
+        with torch.inference_mode():
+            features = []
+            tower = lambda: model.vision_tower(frames.flatten(0, 1), output_hidden_states=True)  # noqa: E731
+            tower_ms = timed(lambda: features.append(tower().hidden_states[-2][:, 1:]))
+            connector_ms = timed(lambda: model.multi_modal_projector(features[0].unflatten(0, frames.shape[:2])))
+            total_ms = timed(lambda: self.model(**inputs))
+        return {"tower": tower_ms, "connector": connector_ms, "language model": total_ms - tower_ms - connector_ms}
+
+
+def median_of(repeats: int, function) -> float:
+    return statistics.median(function() for _ in range(repeats))
 
 
 def main():
-    torch.manual_seed(0)
-    config = small_config()
-    visual_tokens = config.get_num_visual_tokens()
-    prompt = [1] + list(range(100, 164)) + [config.video_token_id] * visual_tokens + list(range(200, 216))
-    inputs = {
-        "input_ids": torch.tensor([prompt]),
-        "attention_mask": torch.ones(1, len(prompt), dtype=torch.long),
-        "pixel_values_videos": torch.randn(1, config.num_frames, 3, 224, 224),
-    }
-    reference = VideoLlama2ForConditionalGeneration._from_config(copy.deepcopy(config), attn_implementation="eager")
-    rows = {}
-    for attention in ("eager", "sdpa"):
-        model = VideoLlama2ForConditionalGeneration._from_config(copy.deepcopy(config), attn_implementation=attention)
-        model.load_state_dict(reference.state_dict())
-        rows[attention] = measure(model.eval(), inputs)
-        print(attention, rows[attention])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_original_arguments(parser)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    original = OriginalSide(args.original_python, args.original_repo)
+    folder = Path(tempfile.mkdtemp(prefix="videollama2-bench-"))
+    try:
+        config = write_checkpoint_files(folder)
+        original.request("build_model", folder=str(folder), config=config, dtype="float32", seed=0)
+        ours = Ours(folder)
+        rng = np.random.default_rng(0)
+        prompt = np.array([[1, *range(100, 164), ORIGINAL_VIDEO_ID, *range(200, 216)]])
+        cases = {}
+        for num_frames in (8, 16):
+            pixels = rng.standard_normal((num_frames, 3, 224, 224), dtype=np.float32)
+            path = folder / f"inputs_{num_frames}.npz"
+            np.savez(path, input_ids=prompt, pixel_values=pixels)
+            cases[num_frames] = (str(path), ours.inputs(prompt, pixels))
+        path, inputs = cases[8]
+        results = {}
 
-    eager, sdpa = rows["eager"], rows["sdpa"]
-    body = "\n".join(
-        [
-            SECTION,
-            "",
-            f"Machine: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, fp32. "
-            f"Small config: CLIP-like tower 224 px / 4 layers / width 256, STC connector, 4-layer Mistral width 512 "
-            f"with the 32000-token vocabulary; 8 frames -> {visual_tokens} visual tokens, prompt {len(prompt)} "
-            f"tokens, {NEW_TOKENS} new tokens, median of {REPEATS}. Command: `python bench/model_latency.py`.",
-            "",
-            "| attention | prefill (ms) | decode (ms / token) |",
-            "|---|---:|---:|",
-            f"| eager | {eager[0]:.1f} | {eager[1]:.2f} |",
-            f"| sdpa | {sdpa[0]:.1f} | {sdpa[1]:.2f} |",
-            f"| eager / sdpa | {eager[0] / sdpa[0]:.2f}x | {eager[1] / sdpa[1]:.2f}x |",
-            "",
-        ]
-    )
-    write_section(body)
+        # Warm-up, then same generated ids on both sides.
+        ours.prefill(inputs)
+        original.request("prefill", inputs=path)
+        ours_ids = ours.generate(inputs)[1]
+        original_ids = original.request("generate", inputs=path, new_tokens=NEW_TOKENS)["ids"]
+        same_ids = ours_ids == original_ids[-NEW_TOKENS:]
+        print("same generated ids:", same_ids, flush=True)
 
+        for name, run_ours, run_original in [
+            ("prefill", lambda: ours.prefill(inputs), lambda: original.request("prefill", inputs=path)["ms"]),
+            (
+                f"prefill + {NEW_TOKENS}-token greedy generate",
+                lambda: ours.generate(inputs)[0],
+                lambda: original.request("generate", inputs=path, new_tokens=NEW_TOKENS)["ms"],
+            ),
+        ]:
+            times = {"ours": [], "original": []}
+            for _ in range(args.repeats):
+                times["ours"].append(run_ours())
+                times["original"].append(run_original())
+            results[name] = {side: statistics.median(values) for side, values in times.items()}
+            print(name, results[name], flush=True)
 
-def write_section(body: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, keeping the other benchmarks' sections."""
-    REPORT.parent.mkdir(exist_ok=True)
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(body + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + body + "\n"
-    REPORT.write_text(text)
+        profiles = {"ours": [], "original": []}
+        for _ in range(args.repeats):
+            profiles["ours"].append(ours.profile(inputs))
+            profiles["original"].append(original.request("profile", inputs=path))
+        profile = {}
+        for side, runs in profiles.items():
+            profile[side] = {part: statistics.median(run[part] for run in runs) for part in runs[0]}
+        print("profile", profile, flush=True)
+
+        path16, inputs16 = cases[16]
+        memory = {
+            "ours": min(peak_rss_growth(lambda: ours.prefill(inputs16)) for _ in range(2)),
+            "original": min(original.request("peak_memory", inputs=path16)["mib"] for _ in range(2)),
+        }
+        print("peak memory", memory, flush=True)
+
+        decoding = {}
+        compile_config = CompileConfig(fullgraph=True, dynamic=False)
+        compile_config._compile_all_devices = True  # generate compiles on accelerators only unless told
+        with torch.inference_mode():  # generate's own prefill keeps the last position's logits only
+            prefill_ms = median_of(args.repeats, lambda: timed(lambda: ours.model(**inputs, logits_to_keep=1)))
+        for name, kwargs in [
+            ("dynamic cache, eager", {}),
+            ("static cache, eager", {"cache_implementation": "static", "disable_compile": True}),
+            ("static cache, compiled", {"cache_implementation": "static", "compile_config": compile_config}),
+        ]:
+            start = time.perf_counter()
+            ours.generate(inputs, **kwargs)  # warm-up (compiles)
+            first_s = time.perf_counter() - start
+            total_ms = median_of(args.repeats, lambda kwargs=kwargs: ours.generate(inputs, **kwargs)[0])
+            decoding[name] = ((NEW_TOKENS - 1) / ((total_ms - prefill_ms) / 1000), first_s)
+            print(name, decoding[name], flush=True)
+    finally:
+        original.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    visual = ours.visual_tokens(8)
+    lines = [
+        SECTION,
+        "",
+        f"Side by side with the original in one run (`bench/model_latency.py`), CPU, fp32. Machine: {machine()}; "
+        f"ours: transformers {transformers.__version__}, the original: transformers "
+        f"{original.versions['transformers']}. Same random weights: the original builds and saves a checkpoint "
+        "(CLIP-like tower 224 px / 4 layers / width 256, STC connector, 4-layer Mistral width 512 with the "
+        "32000-token vocabulary), ours loads its tensors (converter names, strict). 8 frames -> "
+        f"{visual} visual tokens, prompt {inputs['input_ids'].shape[1]} tokens, {NEW_TOKENS} new tokens; the two "
+        f"sides alternate, median of {args.repeats}. Same generated ids: {'yes' if same_ids else 'NO'}.",
+        "",
+        "| | ours (ms) | original (ms) | ours / original |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, row in results.items():
+        lines.append(f"| {name} | {row['ours']:.1f} | {row['original']:.1f} | {row['ours'] / row['original']:.2f}x |")
+    for part in profile["ours"]:
+        ours_ms, original_ms = profile["ours"][part], profile["original"][part]
+        lines.append(f"| prefill: {part} | {ours_ms:.1f} | {original_ms:.1f} | {ours_ms / original_ms:.2f}x |")
+    lines += [
+        "",
+        "Peak RSS growth of one 16-frame video prefill (MiB, best of 2; the peak is reset through "
+        f"/proc/self/clear_refs before it): ours {memory['ours']:.0f}, the original {memory['original']:.0f}.",
+        "",
+        f"Greedy decoding, ours (tokens/s over the {NEW_TOKENS - 1} decode steps: generate time minus the prefill's; "
+        "first call includes compilation):",
+        "",
+        "| cache | tokens/s | first call (s) |",
+        "|---|---:|---:|",
+    ]
+    for name, (tokens_per_s, first_s) in decoding.items():
+        lines.append(f"| {name} | {tokens_per_s:.1f} | {first_s:.1f} |")
+    body = "\n".join(lines) + "\n"
+    print(body)
+    if args.write:
+        write_section(SECTION, body)
+        print("wrote docs/benchmarks.md")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     main()

@@ -49,6 +49,21 @@ def _require_dir(path: Path, what: str) -> Path:
     pytest.skip(message)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly how many tests did not run for lack of the shared data (a developer run without ../shared)."""
+    skipped = [
+        report for report in terminalreporter.stats.get("skipped", []) if "VIDEOLLAMA2_SHARED" in str(report.longrepr)
+    ]
+    if skipped:
+        terminalreporter.write_sep(
+            "!",
+            f"{len(skipped)} tests SKIPPED: no shared test data (parity fixtures, media) at "
+            f"{os.environ.get('VIDEOLLAMA2_SHARED', REPO_ROOT.parent / 'shared')}; set VIDEOLLAMA2_SHARED",
+            red=True,
+            bold=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _require_dir(SHARED_DIR, "shared data")

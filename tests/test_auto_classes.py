@@ -21,14 +21,13 @@ from transformers import (
 )
 from videollama2_test_utils import expanded_ids, reference_case
 
-import videollama2_hf
 from videollama2_hf import (
     VideoLlama2Config,
     VideoLlama2ForConditionalGeneration,
     VideoLlama2Model,
     VideoLlama2Processor,
 )
-from videollama2_hf.pipeline_videollama2 import add_vqa_pipeline_to_folder
+from videollama2_hf.remote_code import add_vqa_pipeline_to_folder
 
 
 VARIANT = "qwen2_siglip_stcv35_f16"  # SigLIP tower + ChatML template: the least default path
@@ -72,6 +71,7 @@ def hub_folder(source, tmp_path_factory):
             VideoLlama2Config: "AutoConfig",
             VideoLlama2ForConditionalGeneration: "AutoModelForImageTextToText",
             VideoLlama2Processor: "AutoProcessor",
+            type(processor.image_processor): "AutoImageProcessor",
             video_processor_class: "AutoVideoProcessor",
         }
     ):
@@ -90,12 +90,25 @@ def test_registered_on_import():
     assert CONFIG_MAPPING["videollama2"] is VideoLlama2Config
     for original_type in ("videollama2_mistral", "videollama2_mixtral", "videollama2_qwen2", "videollama2_llama"):
         assert original_type in CONFIG_MAPPING
-    try:
-        from transformers import AutoModelForVision2Seq
-    except ImportError:  # removed in transformers 5: the package says so instead of failing
-        assert videollama2_hf.AutoModelForVision2Seq is None
-    else:
-        assert AutoModelForVision2Seq.from_config  # registered when it exists
+
+
+def test_import_registers_in_a_fresh_interpreter_and_the_launcher_defers_it():
+    """`import videollama2_hf` alone registers everything; the `videollama2-hf` launcher imports the package without
+    torch (registration waits for the commands that load a model)."""
+    check = (
+        "import sys, {module}; from transformers.models.auto.configuration_auto import CONFIG_MAPPING; "
+        "print('videollama2' in CONFIG_MAPPING, 'videollama2_mistral' in CONFIG_MAPPING)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check.format(module="videollama2_hf")], capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.split() == ["True", "True"], result.stderr
+    launcher = (
+        "import sys, videollama2_hf_cli; sys.argv = ['videollama2-hf', 'convert', '--list-presets']; "
+        "code = videollama2_hf_cli.main(); print(code, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=300)
+    assert result.stdout.split()[-3:] == ["0", "False", "False"], result.stderr
 
 
 def test_folder_layout(hub_folder):

@@ -1,4 +1,5 @@
-"""Generation and training features on a tiny random VideoLLaMA2: streaming, static cache, LoRA, device_map, bf16.
+"""Generation and training features on a tiny random VideoLLaMA2: streaming, static cache, compiled decoding, LoRA,
+device_map, bf16.
 
 KV-cache equivalence, seeded sampling, beam search with `num_return_sequences`, left-padded mixed batches and
 gradient checkpointing are covered in test_modeling_videollama2.py.
@@ -12,6 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModelForImageTextToText,
     AutoProcessor,
+    CompileConfig,
     TextIteratorStreamer,
     TextStreamer,
     TokenizersBackend,
@@ -119,6 +121,31 @@ def test_static_cache_matches_dynamic_cache(model):
         dynamic = model.generate(**inputs, **GREEDY)
         static = model.generate(**inputs, **GREEDY, cache_implementation="static")
     assert torch.equal(dynamic, static)
+
+
+def test_compiled_decode_steps_match_eager_without_graph_breaks_or_recompiles(model):
+    """generate compiles the decode step (static cache + torch.compile) as for in-tree VLMs: only the prefill sees
+    pixels, so the compiled step is text-only. `fullgraph=True` raises on any graph break, and the second call (new
+    pixels and ids, same shapes) must reuse the compiled graph."""
+    compile_config = CompileConfig(fullgraph=True, dynamic=False)
+    compile_config._compile_all_devices = True  # compile on CPU too, as transformers' own compile tests do
+    kwargs = {**GREEDY, "cache_implementation": "static", "compile_config": compile_config}
+    first = batch(model)
+    second = {**first, "pixel_values_videos": pixels(first["pixel_values_videos"].shape, seed=3)}
+    second["input_ids"] = first["input_ids"].masked_fill(first["input_ids"] == 7, 8)
+    torch.compiler.reset()
+    try:
+        with torch.no_grad():
+            eager = [model.generate(**inputs, **GREEDY, cache_implementation="static") for inputs in (first, second)]
+            compiled = [model.generate(**first, **kwargs)]
+            assert hasattr(model, "_compiled_call")
+            with torch.compiler.set_stance("fail_on_recompile"):
+                compiled.append(model.generate(**second, **kwargs))
+    finally:
+        torch.compiler.reset()
+        del model._compiled_call
+    assert all(torch.equal(a, b) for a, b in zip(eager, compiled))
+    assert not torch.equal(eager[0], eager[1])  # the two calls really differ
 
 
 def test_static_cache_with_beam_search(model):

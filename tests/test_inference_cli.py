@@ -12,8 +12,9 @@ import pytest
 import torch
 from videollama2_test_utils import original_folder
 
+from videollama2_hf.checkpoint_info import describe_checkpoint
 from videollama2_hf.cli import main
-from videollama2_hf.inference import ask, describe_checkpoint, load_model_and_processor
+from videollama2_hf.inference import ask, load_model_and_processor
 
 
 QUESTION = "What is happening?"
@@ -101,17 +102,17 @@ def test_ask_video_with_num_frames_and_sampling(tiny_original, media_dir, capsys
     assert first[1] == second[1]  # seeded
 
 
-def test_ask_missing_media_or_model_exits_with_1(tiny_original, tmp_path, capsys):
+def test_ask_missing_media_or_model_exits_with_1(tiny_original, tmp_path, image_path, capsys):
     code, _, err = run(["ask", "--model", str(tiny_original), "--video", str(tmp_path / "none.mp4"), QUESTION], capsys)
     assert code == 1 and "No such file" in err
-    code, _, err = run(["ask", "--model", str(tmp_path / "missing"), "--image", "x.jpg", QUESTION], capsys)
+    code, _, err = run(["ask", "--model", str(tmp_path / "missing"), "--image", image_path, QUESTION], capsys)
     assert code == 1 and "No such model folder" in err
 
 
 def test_ask_offline_default_model_fails_fast_with_advice(tmp_path, image_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "videollama2_hf.cli", "ask", "--image", image_path, QUESTION],
+        [sys.executable, "-m", "videollama2_hf", "ask", "--image", image_path, QUESTION],
         capture_output=True,
         text=True,
         env=env,

@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 from transformers import GenerationConfig, RepetitionPenaltyLogitsProcessor
 from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, first_low_margin_step
 
-from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration, VideoLlama2Processor
-from videollama2_hf.convert_videollama2_weights_to_hf import ORIGINAL_TO_HF_KEY_PATTERNS, convert_config
-from videollama2_hf.processing_videollama2 import load_original_tokenizer
+from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration
+from videollama2_hf.original_checkpoint import original_processor
+from videollama2_hf.original_layout import ORIGINAL_TO_HF_KEY_PATTERNS, convert_config, load_original_tokenizer
 
 
 FEATURE_ATOL = 1e-4
@@ -34,13 +34,12 @@ class Variant:
         self.meta = json.loads((self.dir / "reference.json").read_text())
         original_config = json.loads((checkpoint / "config.json").read_text())
         vision_tower = json.loads((self.dir / "vision_tower" / "config.json").read_text())
-        preprocessor = json.loads((self.dir / "vision_tower" / "preprocessor_config.json").read_text())
 
         tokenizer = load_original_tokenizer(checkpoint)
         self.config = VideoLlama2Config(
             **convert_config(original_config, vision_tower, tokenizer.image_token_id, tokenizer.video_token_id)
         )
-        self.processor = VideoLlama2Processor.from_original(tokenizer, preprocessor, self.config)
+        self.processor = original_processor(checkpoint, vision_tower=self.dir / "vision_tower")
         self.model = VideoLlama2ForConditionalGeneration.from_pretrained(
             checkpoint, config=self.config, key_mapping=dict(ORIGINAL_TO_HF_KEY_PATTERNS), dtype=torch.float32
         ).eval()

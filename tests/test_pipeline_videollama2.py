@@ -9,11 +9,8 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
 from videollama2_test_utils import converted_folder
 
-from videollama2_hf.pipeline_videollama2 import (
-    VQA_PIPELINE_ENTRY,
-    VideoLlama2VisualQuestionAnsweringPipeline,
-    add_vqa_pipeline_to_folder,
-)
+from videollama2_hf.pipeline_videollama2 import VideoLlama2VisualQuestionAnsweringPipeline
+from videollama2_hf.remote_code import VQA_PIPELINE_ENTRY, add_vqa_pipeline_to_folder
 
 
 QUESTION = "What is happening?"

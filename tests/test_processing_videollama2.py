@@ -11,8 +11,8 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoProcessor, CLIPImageProcessorPil, SiglipImageProcessorPil
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2ImageProcessor, VideoLlama2Processor, num_visual_tokens
-from videollama2_hf.convert_videollama2_weights_to_hf import convert_config
-from videollama2_hf.processing_videollama2 import load_chat_template, load_original_tokenizer
+from videollama2_hf.original_checkpoint import original_processor
+from videollama2_hf.original_layout import convert_config, load_chat_template, load_original_tokenizer
 
 
 def build_processor(fixtures_dir, variant):
@@ -20,9 +20,8 @@ def build_processor(fixtures_dir, variant):
     tokenizer = load_original_tokenizer(folder / "original_checkpoint")
     original = json.loads((folder / "original_checkpoint" / "config.json").read_text())
     tower = json.loads((folder / "vision_tower" / "config.json").read_text())
-    preprocessor = json.loads((folder / "vision_tower" / "preprocessor_config.json").read_text())
     config = VideoLlama2Config(**convert_config(original, tower, tokenizer.image_token_id, tokenizer.video_token_id))
-    return VideoLlama2Processor.from_original(tokenizer, preprocessor, config), config
+    return original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower"), config
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,7 @@ def test_chat_template_inserts_default_system_message(mistral, qwen):
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
         "<|im_start|>user\n<image>\nHi?<|im_end|>\n<|im_start|>assistant\n"
     )
-    with pytest.raises(ValueError, match="No chat template"):
+    with pytest.raises(ValueError, match="No preset describes a 'gemma' language model"):
         load_chat_template("gemma")
 
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import HF_TESTS_DIR, SHARED_DIR
 
 from videollama2_hf import VideoLlama2ImageProcessor, VideoLlama2Processor, VideoLlama2VideoProcessor
-from videollama2_hf.processing_videollama2 import load_chat_template, load_original_tokenizer
+from videollama2_hf.original_layout import load_chat_template, load_original_tokenizer
 
 
 MEDIA_DIR = tempfile.mkdtemp(prefix="videollama2-hf-test-media-")

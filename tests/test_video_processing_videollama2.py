@@ -26,6 +26,7 @@ from videollama2_hf.video_processing_videollama2 import (
     VideoLlama2VideoProcessor,
     frame_window,
     sample_frame_indices,
+    worker_threads,
 )
 
 
@@ -214,6 +215,43 @@ def test_pixel_values_match_every_fixture_variant(demo, fixtures_dir):
         pixels = out["pixel_values_videos"]
         assert pixels.shape == (1, *expected.shape) and pixels.dtype == torch.float32
         torch.testing.assert_close(pixels[0], expected, rtol=0, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(8, 700),
+    width=st.integers(8, 700),
+    shortest_edge=st.integers(4, 400),
+    crop=st.tuples(st.integers(1, 400), st.integers(1, 400)),
+    resample=st.sampled_from([1, 2, 3, 4, 5]),  # every two-pass filter of PIL (not NEAREST)
+)
+def test_crop_between_resize_passes_equals_pil_image_processor(height, width, shortest_edge, crop, resample):
+    """The resize runs its second pass on the cropped rows/columns only: same bits as transformers' PIL processor,
+    for portrait and landscape, up- and downscaling, every filter, and crops larger than the image (padding)."""
+    settings = {
+        "size": {"shortest_edge": shortest_edge},
+        "crop_size": {"height": crop[0], "width": crop[1]},
+        "resample": resample,
+    }
+    frame = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    expected = CLIPImageProcessorPil(**settings)([PIL.Image.fromarray(frame)], return_tensors="pt")["pixel_values"]
+    got = VideoLlama2VideoProcessor(**settings, num_frames=1)([frame], return_tensors="pt")["pixel_values_videos"][0]
+    assert torch.equal(got, expected)
+
+
+def test_single_thread_budget_processes_on_the_calling_thread_with_the_same_pixels(demo):
+    processor = VideoLlama2VideoProcessor(num_frames=8)
+    threaded = processor(str(demo), return_tensors="pt")["pixel_values_videos"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert worker_threads(decoding=True) == 0 and worker_threads(decoding=False) == 0
+        inline = processor(str(demo), return_tensors="pt")["pixel_values_videos"]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(inline, threaded)
+    if threads > 1:  # one worker resizes beside the decoding thread whenever a second CPU is usable
+        assert worker_threads(decoding=True) >= 1
 
 
 @pytest.mark.parametrize(
@@ -472,9 +510,14 @@ def test_errors_name_the_problem(tmp_path, media_dir):
     empty_folder.mkdir()
     with pytest.raises(ValueError, match="no image files"):
         processor(str(empty_folder))
-    for unsupported in (42, {"video": "a.mp4"}, [], [42]):
+    for unsupported in (42, {"video": "a.mp4"}, [42]):
         with pytest.raises(TypeError, match="Unsupported video input"):
             processor(unsupported)
+    for no_frame in ([], [[]], [[], []]):
+        with pytest.raises(ValueError, match="list of frames holds no frame"):
+            processor(no_frame)
+    with pytest.raises(ValueError, match="still image, not a video"):
+        processor(str(media_dir / "desert.png"))
     with pytest.raises(TypeError, match="uint8"):
         processor(np.zeros((4, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="no frames"):

@@ -7,10 +7,10 @@ checkpoints for the Auto-class, pipeline, CLI and README tests built from the pa
 """
 
 import json
-import os
 from pathlib import Path
 
 import torch
+from readme_examples import release_folder as original_folder  # noqa: F401  (one home, shared with the smoke run)
 
 
 FIXTURE_VARIANTS = [
@@ -21,6 +21,19 @@ FIXTURE_VARIANTS = [
     "mistral_stp",
     "qwen2_siglip_stcv35_f16",
 ]
+# Every released checkpoint the converter has a preset for.
+PRESET_NAMES = {
+    "VideoLLaMA2-7B",
+    "VideoLLaMA2-7B-Base",
+    "VideoLLaMA2-7B-16F",
+    "VideoLLaMA2-7B-16F-Base",
+    "VideoLLaMA2-8x7B",
+    "VideoLLaMA2-8x7B-Base",
+    "VideoLLaMA2-72B",
+    "VideoLLaMA2-72B-Base",
+    "VideoLLaMA2.1-7B-16F",
+    "VideoLLaMA2.1-7B-16F-Base",
+}
 ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200}
 # Greedy decoding of random models has near-ties: ids are compared exactly up to the first step with a smaller margin.
 MARGIN_FOR_EXACT_IDS = 1e-3
@@ -73,16 +86,6 @@ def tiny_config(projector_type="stc_connector", text="mistral", vision="clip_vis
 def first_low_margin_step(margins: list[float]) -> int:
     """Index of the first greedy step whose top-1/top-2 gap is a near-tie (len(margins) if none)."""
     return next((step for step, margin in enumerate(margins) if margin < MARGIN_FOR_EXACT_IDS), len(margins))
-
-
-def original_folder(fixtures_dir: Path, variant: str, destination: Path) -> Path:
-    """`destination` holding the variant's original checkpoint and its tower under `vision_tower/`."""
-    source = fixtures_dir / variant
-    destination.mkdir(parents=True, exist_ok=True)
-    for path in (source / "original_checkpoint").iterdir():
-        os.symlink(path, destination / path.name)
-    os.symlink(source / "vision_tower", destination / "vision_tower")
-    return destination
 
 
 def converted_folder(fixtures_dir: Path, variant: str, destination: Path, dtype=torch.float32) -> Path:

@@ -1,51 +1,49 @@
-"""VideoLLaMA2 for transformers 5. Importing the package registers it with the Auto classes."""
+"""VideoLLaMA2 for transformers 5. `import videollama2_hf` registers the model with the Auto classes.
 
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModel,
-    AutoModelForImageTextToText,
-    AutoModelForMultimodalLM,
-    AutoProcessor,
-    AutoVideoProcessor,
-)
+The classes load on first use (PEP 562), and registration imports them. The `videollama2-hf` command is the one
+exception: its launcher (`videollama2_hf_cli`) asks for registration to wait, so that `--help`, `info` and `convert`
+start without importing torch; the commands that load a model register it themselves.
+"""
 
-from .configuration_videollama2 import VideoLlama2Config, num_visual_tokens
-from .image_processing_videollama2 import VideoLlama2ImageProcessor
-from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model, VideoLlama2PreTrainedModel
-from .original_checkpoint import register_original_checkpoints
-from .processing_videollama2 import VideoLlama2Processor
-from .video_processing_videollama2 import VideoLlama2VideoProcessor
+import os
+from importlib import import_module
 
 
-AutoConfig.register(VideoLlama2Config.model_type, VideoLlama2Config, exist_ok=True)
-AutoModel.register(VideoLlama2Config, VideoLlama2Model, exist_ok=True)
-AutoModelForImageTextToText.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
-AutoModelForMultimodalLM.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
-AutoProcessor.register(VideoLlama2Config, VideoLlama2Processor, exist_ok=True)
-AutoVideoProcessor.register(VideoLlama2Config, VideoLlama2VideoProcessor, exist_ok=True)
-# Whichever backend is asked for: only PIL gives the original's pixels (transformers' torchvision resize differs).
-AutoImageProcessor.register(
-    VideoLlama2Config,
-    image_processor_classes={"pil": VideoLlama2ImageProcessor, "torchvision": VideoLlama2ImageProcessor},
-    exist_ok=True,
-)
-# Released DAMO-NLP-SG checkpoints (model_type videollama2_*, original tensor names) load without conversion.
-register_original_checkpoints()
-try:  # transformers 5 removed AutoModelForVision2Seq; register where it still exists
-    from transformers import AutoModelForVision2Seq
-except ImportError:
-    AutoModelForVision2Seq = None
-else:
-    AutoModelForVision2Seq.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
+__version__ = "0.2.0"
 
-__all__ = [
-    "VideoLlama2Config",
-    "VideoLlama2ForConditionalGeneration",
-    "VideoLlama2ImageProcessor",
-    "VideoLlama2Model",
-    "VideoLlama2PreTrainedModel",
-    "VideoLlama2Processor",
-    "VideoLlama2VideoProcessor",
-    "num_visual_tokens",
-]
+# Set by the command-line launcher only; read once, so that processes started later register as usual.
+DEFER_REGISTRATION_VARIABLE = "VIDEOLLAMA2_HF_DEFER_REGISTRATION"
+
+_PUBLIC_NAMES = {
+    "VideoLlama2AudioEncoder": "modeling_beats",
+    "VideoLlama2AudioEncoderConfig": "configuration_videollama2",
+    "VideoLlama2Config": "configuration_videollama2",
+    "VideoLlama2FeatureExtractor": "feature_extraction_videollama2",
+    "VideoLlama2ForConditionalGeneration": "modeling_videollama2",
+    "VideoLlama2ImageProcessor": "image_processing_videollama2",
+    "VideoLlama2Model": "modeling_videollama2",
+    "VideoLlama2PreTrainedModel": "modeling_videollama2",
+    "VideoLlama2Processor": "processing_videollama2",
+    "VideoLlama2VideoProcessor": "video_processing_videollama2",
+    "num_audio_tokens": "token_counts_videollama2",
+    "num_visual_tokens": "token_counts_videollama2",
+    "register_auto_classes": "auto_registration",
+}
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_PUBLIC_NAMES[name]}", __name__), name)
+
+
+def __dir__():
+    return sorted([*globals(), *_PUBLIC_NAMES])
+
+
+if os.environ.pop(DEFER_REGISTRATION_VARIABLE, "") != "1":
+    from .auto_registration import register_auto_classes as _register
+
+    _register()
+
+__all__ = ["__version__", *_PUBLIC_NAMES]

@@ -1,14 +1,19 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""`videollama2-hf` command line: one `_add_<name>_parser` / `_run_<name>` pair per subcommand.
+"""`videollama2-hf` command line: one `_add_<name>_parser` / `_run_<name>` pair per subcommand, each calling library
+code. Heavy libraries are imported inside the `_run_*` functions, so `--help` and `convert --list-presets` are instant.
 
-Heavy libraries are imported inside the `_run_*` functions, so `--help` and `convert --list-presets` stay fast.
+User errors end with one line on stderr naming the problem and the fix: exit code 1 for runtime errors (missing file
+or model, bad checkpoint, no network, ...), 2 for usage errors, 130 when interrupted.
 """
 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+
+from . import __version__
 
 
 def _add_convert_parser(subparsers) -> None:
@@ -41,7 +46,11 @@ def _add_convert_parser(subparsers) -> None:
     parser.add_argument(
         "--max-shard-size", help="re-shard to this size (e.g. 5GB); default: one shard per source file"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT_DIR")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier conversion in OUTPUT_DIR (a folder holding anything else is never touched)",
+    )
     parser.add_argument(
         "--verify",
         action="store_true",
@@ -57,18 +66,19 @@ def _add_convert_parser(subparsers) -> None:
         "with an older huggingface_hub, giving a message switches from upload_large_folder, which takes none, "
         "to upload_folder)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
-    parser.set_defaults(run=_run_convert)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress, warnings and errors only")
+    parser.set_defaults(run=_run_convert, parser=parser)
 
 
-def _run_convert(args, parser) -> int:
-    from .convert_videollama2_weights_to_hf import convert_videollama2_checkpoint, format_presets
+def _run_convert(args) -> int:
+    from .convert_videollama2_weights_to_hf import convert_videollama2_checkpoint
+    from .original_layout import format_presets
 
     if args.list_presets:
         print(format_presets())
         return 0
     if not args.source or not args.output_dir:
-        parser.error("convert needs SOURCE and OUTPUT_DIR (or --list-presets)")
+        args.parser.error("convert needs SOURCE and OUTPUT_DIR (or --list-presets)")
     result = convert_videollama2_checkpoint(
         args.source,
         args.output_dir,
@@ -127,7 +137,7 @@ def _add_ask_parser(subparsers) -> None:
     )
     parser.add_argument("question", help="the question to ask")
     media = parser.add_mutually_exclusive_group(required=True)
-    media.add_argument("--video", metavar="PATH_OR_URL", help="video file (mp4, webm, gif, ...) or URL")
+    media.add_argument("--video", metavar="PATH_OR_URL", help="video file (mp4, webm, gif, ...), frame folder or URL")
     media.add_argument("--image", metavar="PATH_OR_URL", help="image file or URL")
     parser.add_argument(
         "--model",
@@ -155,21 +165,29 @@ def _add_ask_parser(subparsers) -> None:
     parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (with --do-sample)")
     parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    parser.set_defaults(run=_run_ask)
+    parser.set_defaults(run=_run_ask, parser=parser)
 
 
-def _run_ask(args, parser) -> int:
+def _run_ask(args) -> int:
+    parser = args.parser
+    if not args.question.strip():
+        parser.error("the question is empty")
     if args.num_frames is not None and args.num_frames < 1:
         parser.error("--num-frames must be positive")
     if args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be positive")
     if (args.temperature is not None or args.top_p is not None) and not args.do_sample:
         parser.error("--temperature/--top-p need --do-sample")
+    from .inference import ask, check_model_folder, load_media, load_model_and_processor
+
+    media = load_media(video=args.video, image=args.image)  # cheap checks before the model loads
+    check_model_folder(args.model)
     from transformers import TextStreamer
     from transformers.utils import logging as hf_logging
 
-    from .inference import ask, load_model_and_processor
+    from .auto_registration import register_auto_classes
 
+    register_auto_classes()
     hf_logging.set_verbosity_error()
     if args.quiet:
         hf_logging.disable_progress_bar()
@@ -179,18 +197,18 @@ def _run_ask(args, parser) -> int:
         set_seed(args.seed)
     model, processor = load_model_and_processor(args.model, dtype=args.dtype, device=args.device)
     streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    media_kwargs = {"video": media} if args.video is not None else {"image": media}
     ask(
         model,
         processor,
         args.question,
-        video=args.video,
-        image=args.image,
         num_frames=args.num_frames,
         max_new_tokens=args.max_new_tokens,
         do_sample=args.do_sample,
         temperature=args.temperature,
         top_p=args.top_p,
         streamer=streamer,
+        **media_kwargs,
     )
     return 0
 
@@ -208,13 +226,13 @@ def _add_info_parser(subparsers) -> None:
     )
     parser.add_argument("folder", metavar="DIR", help="checkpoint folder")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(run=_run_info)
+    parser.set_defaults(run=_run_info, parser=parser)
 
 
-def _run_info(args, parser) -> int:
+def _run_info(args) -> int:
     import dataclasses
 
-    from .inference import describe_checkpoint, format_checkpoint_info
+    from .checkpoint_info import describe_checkpoint, format_checkpoint_info
 
     info = describe_checkpoint(args.folder)
     print(json.dumps(dataclasses.asdict(info), indent=2) if args.json else format_checkpoint_info(info))
@@ -231,7 +249,7 @@ examples:
   videollama2-hf ask --model ./VideoLLaMA2-7B-16F-hf --video clip.mp4 "What happens?"
   videollama2-hf info ./VideoLLaMA2-7B-16F-hf
 
-exit codes: 0 success, 1 runtime error (missing file or model, bad checkpoint, ...), 2 usage error,
+exit codes: 0 success, 1 runtime error (missing file or model, bad checkpoint, no network, ...), 2 usage error,
 130 interrupted. `videollama2-hf COMMAND --help` describes each command.
 """
 
@@ -243,6 +261,7 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_convert_parser(subparsers)
     _add_ask_parser(subparsers)
@@ -251,33 +270,40 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(quiet: bool) -> None:
-    # Our loggers live under "transformers." (see convert_videollama2_weights_to_hf.py); a handler of our own keeps
-    # the CLI's messages visible whether or not transformers has configured its root logger yet.
+    # Our loggers are children of transformers' library logger ("transformers.videollama2_hf..."); a handler of our
+    # own keeps the CLI's messages visible whether or not transformers has configured its logger yet.
     log = logging.getLogger("transformers.videollama2_hf")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[videollama2-hf] %(levelname)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("[videollama2-hf] %(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+
+
+# Errors a user can fix (a path, a download, a checkpoint, an argument); anything else is a bug and keeps a traceback.
+_USER_ERRORS = (ValueError, OSError, KeyError, ImportError)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
-    # SIGTERM -> SystemExit, so the temporary folder is removed as on Ctrl-C.
+    # SIGTERM -> SystemExit, so a conversion's temporary folder is removed as on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        return args.run(args, parser)
+        return args.run(args)
     except KeyboardInterrupt:
         detail = "; nothing was written to the output folder" if args.command == "convert" else ""
         print(f"videollama2-hf: interrupted{detail}.", file=sys.stderr)
         return 130
-    except (ValueError, OSError, KeyError) as error:
-        print(f"videollama2-hf {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+    except BrokenPipeError:  # `videollama2-hf ... | head`: the reader left; end quietly like other Unix tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except _USER_ERRORS as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"videollama2-hf {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["main"]

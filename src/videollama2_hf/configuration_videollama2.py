@@ -1,5 +1,5 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""VideoLLaMA2 configuration, and the one formula that says how many tokens a clip becomes."""
+"""VideoLLaMA2 configuration."""
 
 from typing import Literal
 
@@ -7,50 +7,18 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
+from .token_counts_videollama2 import (
+    DEFAULT_DOWNSAMPLE,
+    DEFAULT_NUM_FRAMES,
+    SAMPLER_PADDING,
+    SUPPORTED_PROJECTOR_TYPES,
+    num_audio_tokens,
+    num_visual_tokens,
+)
 
-# Connector types the original `build_vision_projector` + `temporal_aggregator` accept end to end.
-# `spatial_conv`/`spatial_pool` only run when vision and text widths coincide, `identity` is
-# rejected by the original aggregator, so neither is offered here.
-STC_CONNECTORS = ("stc_connector", "stc_connector_v35", "stp_connector")
-MEAN_POOL_CONNECTORS = ("mlp2x_gelu", "linear")
-SUPPORTED_PROJECTOR_TYPES = STC_CONNECTORS + MEAN_POOL_CONNECTORS
+
 SUPPORTED_VISION_MODEL_TYPES = ("clip_vision_model", "siglip_vision_model")
 SUPPORTED_TEXT_MODEL_TYPES = ("mistral", "mixtral", "qwen2", "llama")
-
-# Conv3d padding of the temporal/spatial sampler: only `stc_connector` pads (with zeros).
-_SAMPLER_PADDING = {"stc_connector": 1, "stc_connector_v35": 0, "stp_connector": 0}
-
-
-def num_visual_tokens(
-    projector_type: str,
-    grid_size: int,
-    num_frames: int,
-    downsample: tuple[int, int, int] | list[int] = (2, 2, 2),
-) -> int:
-    """Number of LLM positions one image or video occupies.
-
-    Single source of truth for the processor (placeholder expansion) and the model (feature shape).
-    `grid_size` is the side of the vision tower's patch grid (image_size // patch_size); images are
-    replicated to `num_frames`, so they cost the same as a video of that length.
-    """
-    if projector_type in MEAN_POOL_CONNECTORS:  # frames are averaged before the projector
-        return grid_size * grid_size
-    if projector_type not in STC_CONNECTORS:
-        raise ValueError(
-            f"Unsupported projector type {projector_type!r}; expected one of {SUPPORTED_PROJECTOR_TYPES}."
-        )
-    padding = _SAMPLER_PADDING[projector_type]
-    stride_t, stride_h, stride_w = downsample
-    if num_frames + 2 * padding < stride_t:
-        raise ValueError(
-            f"{projector_type} needs at least {stride_t - 2 * padding} frames per clip, got {num_frames}. "
-            "Pass more frames (e.g. `num_frames=16`) or pad the clip."
-        )
-
-    def out(size: int, stride: int) -> int:  # Conv3d / AvgPool3d with kernel == stride
-        return (size + 2 * padding - stride) // stride + 1
-
-    return out(num_frames, stride_t) * out(grid_size, stride_h) * out(grid_size, stride_w)
 
 
 @strict
@@ -109,8 +77,8 @@ class VideoLlama2Config(PreTrainedConfig):
     projector_type: str = "stc_connector"
     projector_depth: int = 4
     projector_mlp_depth: int = 2
-    projector_downsample: list[int] | tuple[int, int, int] = (2, 2, 2)
-    num_frames: int = 8
+    projector_downsample: list[int] | tuple[int, int, int] = DEFAULT_DOWNSAMPLE
+    num_frames: int = DEFAULT_NUM_FRAMES
     vision_feature_layer: int = -2
     vision_feature_select_strategy: Literal["default", "full"] = "default"
     image_token_id: int = 32000
@@ -151,6 +119,11 @@ class VideoLlama2Config(PreTrainedConfig):
             )
 
     @property
+    def sampler_padding(self) -> int:
+        """Zero padding of the connector's Conv3d sampler (only `stc_connector` pads)."""
+        return SAMPLER_PADDING.get(self.projector_type, 0)
+
+    @property
     def vision_grid_size(self) -> int:
         """Side of the tower's patch grid (24 for CLIP-336, 27 for SigLIP-384)."""
         return self.vision_config.image_size // self.vision_config.patch_size
@@ -165,4 +138,101 @@ class VideoLlama2Config(PreTrainedConfig):
         )
 
 
-__all__ = ["VideoLlama2Config", "num_visual_tokens"]
+@strict
+class VideoLlama2AudioEncoderConfig(PreTrainedConfig):
+    r"""
+    Configuration of the BEATs audio encoder of VideoLLaMA2.1-AV. The defaults are the released model's encoder
+    (BEATs iter3+ AS2M: 16 x 16 patches, 512-wide patch embedding, 12 post-LN deep-norm layers of width 768).
+
+    Args:
+        num_mel_bins (`int`, *optional*, defaults to 128):
+            Mel bins of the input filterbank.
+        patch_size (`int`, *optional*, defaults to 16):
+            Side of the square (time x frequency) patches of the filterbank.
+        patch_embedding_dim (`int`, *optional*, defaults to 512):
+            Width of the patch embedding, before its projection to `hidden_size`.
+        patch_embedding_bias (`bool`, *optional*, defaults to `False`):
+            Whether the patch-embedding convolution has a bias.
+        hidden_size (`int`, *optional*, defaults to 768):
+            Width of the transformer layers and of the encoder output.
+        intermediate_size (`int`, *optional*, defaults to 3072):
+            Width of the feed-forward layers.
+        num_hidden_layers (`int`, *optional*, defaults to 12):
+            Number of transformer layers.
+        num_attention_heads (`int`, *optional*, defaults to 12):
+            Attention heads per layer.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the feed-forward layers (exact GELU in the original).
+        num_conv_pos_embeddings (`int`, *optional*, defaults to 128):
+            Kernel size of the convolutional position embedding.
+        num_conv_pos_embedding_groups (`int`, *optional*, defaults to 16):
+            Groups of the convolutional position embedding.
+        num_buckets (`int`, *optional*, defaults to 320):
+            Relative-position buckets (half for each direction) of the attention bias.
+        max_distance (`int`, *optional*, defaults to 800):
+            Distance beyond which relative positions share the last bucket.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of every LayerNorm.
+        hidden_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout on the projected patch embeddings and on the outputs of attention and feed-forward blocks.
+        attention_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout on the attention probabilities.
+        activation_dropout (`float`, *optional*, defaults to 0.0):
+            Dropout after the feed-forward activation.
+        layerdrop (`float`, *optional*, defaults to 0.05):
+            Probability of skipping a whole layer during training (never at inference).
+        fbank_mean (`float`, *optional*, defaults to 15.41663):
+            Mean subtracted from the filterbank before the patch embedding.
+        fbank_std (`float`, *optional*, defaults to 6.55582):
+            Standard deviation of the filterbank; the original divides by twice this value.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialiser of embeddings.
+    """
+
+    model_type = "videollama2_audio_encoder"
+    base_config_key = "audio_config"
+
+    num_mel_bins: int = 128
+    patch_size: int = 16
+    patch_embedding_dim: int = 512
+    patch_embedding_bias: bool = False
+    hidden_size: int = 768
+    intermediate_size: int = 3072
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    hidden_act: str = "gelu"
+    num_conv_pos_embeddings: int = 128
+    num_conv_pos_embedding_groups: int = 16
+    num_buckets: int = 320
+    max_distance: int = 800
+    layer_norm_eps: float = 1e-5
+    hidden_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    layerdrop: float = 0.05
+    fbank_mean: float = 15.41663
+    fbank_std: float = 6.55582
+    initializer_range: float = 0.02
+
+    def validate_architecture(self):
+        """Reject sizes the encoder cannot build, at config time rather than deep inside `forward`."""
+        super().validate_architecture()
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})."
+            )
+        if self.hidden_size % self.num_conv_pos_embedding_groups:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_conv_pos_embedding_groups "
+                f"({self.num_conv_pos_embedding_groups})."
+            )
+        if self.num_buckets % 2:
+            raise ValueError(f"num_buckets must be even (half per direction), got {self.num_buckets}.")
+
+    def get_num_audio_tokens(self, num_frames: int) -> int:
+        """Encoder output length for a filterbank of `num_frames` frames (1496 for the 2998 frames of 30 s)."""
+        return num_audio_tokens(num_frames, self.num_mel_bins, self.patch_size)
+
+
+__all__ = ["VideoLlama2AudioEncoderConfig", "VideoLlama2Config"]

@@ -19,7 +19,8 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
-from .configuration_videollama2 import MEAN_POOL_CONNECTORS, VideoLlama2Config, num_visual_tokens
+from .configuration_videollama2 import VideoLlama2Config
+from .token_counts_videollama2 import MEAN_POOL_CONNECTORS, num_visual_tokens
 
 
 logger = logging.get_logger(__name__)
@@ -148,8 +149,9 @@ class VideoLlama2MultiModalProjector(nn.Module):
         if self.projector_type == "stp_connector":
             self.sampler = nn.AvgPool3d(downsample)
         else:
-            padding = 1 if self.projector_type == "stc_connector" else 0
-            self.sampler = nn.Conv3d(text_hidden, text_hidden, downsample, stride=downsample, padding=padding)
+            self.sampler = nn.Conv3d(
+                text_hidden, text_hidden, downsample, stride=downsample, padding=config.sampler_padding
+            )
         self.sampler_act = nn.SiLU()
         self.s2 = VideoLlama2RegStage(config.projector_depth, text_hidden, text_hidden)
         self.readout = VideoLlama2ProjectorMLP(text_hidden, text_hidden, config.projector_mlp_depth)
@@ -165,15 +167,17 @@ class VideoLlama2MultiModalProjector(nn.Module):
                 "Check `vision_feature_select_strategy` ('default' drops CLIP's CLS token)."
             )
         num_visual_tokens(self.projector_type, grid, num_frames, self.downsample)  # clear error for too few frames
-        # (b, t, h*w, d) -> (b*t, d, h, w): a contiguous NCHW copy per frame, as the original rearranges.
+        # Every rearrangement is a view (copied only where a reshape must), as the original's einops calls are: the
+        # frames reach the convolutions channels-last in memory, which picks the same kernels as the original (its
+        # bf16 output, bit for bit) and saves a copy of the features per stage.
+        # (b, t, h*w, d) -> (b*t, d, h, w)
         hidden_states = frame_features.reshape(batch_size * num_frames, grid, grid, channels).permute(0, 3, 1, 2)
-        hidden_states = self.s1(hidden_states.contiguous())
-        # (b*t, d, h, w) -> (b, d, t, h, w) as a view, sampled over time and space.
+        hidden_states = self.s1(hidden_states)
+        # (b*t, d, h, w) -> (b, d, t, h, w), sampled over time and space.
         hidden_states = hidden_states.unflatten(0, (batch_size, num_frames)).transpose(1, 2)
         hidden_states = self.sampler_act(self.sampler(hidden_states))
         new_frames = hidden_states.shape[2]
-        hidden_states = hidden_states.transpose(1, 2).flatten(0, 1).contiguous()
-        hidden_states = self.s2(hidden_states)
+        hidden_states = self.s2(hidden_states.transpose(1, 2).flatten(0, 1))
         # (b*t', d, h', w') -> (b, t'*h'*w', d)
         hidden_states = hidden_states.unflatten(0, (batch_size, new_frames)).permute(0, 1, 3, 4, 2)
         hidden_states = hidden_states.reshape(batch_size, -1, hidden_states.shape[-1])
@@ -191,7 +195,7 @@ class VideoLlama2PreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
-    _can_compile_fullgraph = False  # the connector's shapes depend on the number of frames
+    _can_compile_fullgraph = True  # decode steps are text-only: generate compiles those, never the prefill
     _supports_attention_backend = True
 
     def initialize_weights(self):
@@ -318,8 +322,7 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                 raise ValueError(
                     f"`inputs_embeds` cannot mark <{modality}> positions for this checkpoint: its <{modality}> id "
                     f"{token_id} lies outside the embedding table ({embeddings.num_embeddings} rows). Pass "
-                    f"`input_ids` instead, or `mm_encoder_outputs` with the features already merged into "
-                    "`inputs_embeds`."
+                    "`input_ids` instead."
                 )
             placeholder = embeddings(torch.tensor(token_id, device=inputs_embeds.device)).to(inputs_embeds.dtype)
             mask = (inputs_embeds == placeholder).all(-1)

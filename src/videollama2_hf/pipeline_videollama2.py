@@ -2,8 +2,8 @@
 """Visual question answering on images and videos with a generative VideoLLaMA2 model.
 
 transformers 5 removed the `visual-question-answering` task name; a model repository can still provide it as a
-custom pipeline. `add_vqa_pipeline_to_folder(folder)` copies this file into a converted checkpoint folder and
-declares it in `config.json["custom_pipelines"]`, after which
+custom pipeline. `videollama2_hf.remote_code.add_vqa_pipeline_to_folder(folder)` copies this file into a saved model
+folder and declares it in `config.json["custom_pipelines"]` (converted checkpoints ship it), after which
 
     pipeline("visual-question-answering", model=folder, trust_remote_code=True)(video="clip.mp4", question="...")
 
@@ -14,20 +14,9 @@ returns `[{"answer": "..."}]`. With the package installed, no remote code is nee
 This module imports only from transformers and the standard library, so it can ship as remote code.
 """
 
-import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 from transformers.pipelines.image_text_to_text import ImageTextToTextPipeline
-
-
-VQA_TASK = "visual-question-answering"
-VQA_PIPELINE_ENTRY = {
-    "impl": f"{Path(__file__).stem}.VideoLlama2VisualQuestionAnsweringPipeline",
-    "pt": ["AutoModelForImageTextToText"],
-    "type": "multimodal",
-}
 
 
 class VideoLlama2VisualQuestionAnsweringPipeline(ImageTextToTextPipeline):
@@ -103,21 +92,4 @@ class VideoLlama2VisualQuestionAnsweringPipeline(ImageTextToTextPipeline):
         return text.strip()
 
 
-def add_vqa_pipeline_to_folder(folder) -> Path:
-    """Ship the VQA pipeline with a checkpoint folder: copy this file into it and declare it in
-    `config.json["custom_pipelines"]`, so that `pipeline("visual-question-answering", model=folder,
-    trust_remote_code=True)` works (also after uploading the folder to the Hub). Idempotent; returns the copied file.
-    """
-    folder = Path(folder)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder} has no config.json; save the model there first.")
-    target = folder / Path(__file__).name
-    shutil.copyfile(__file__, target)
-    config = json.loads(config_path.read_text())
-    config.setdefault("custom_pipelines", {})[VQA_TASK] = dict(VQA_PIPELINE_ENTRY)
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
-    return target
-
-
-__all__ = ["VideoLlama2VisualQuestionAnsweringPipeline", "add_vqa_pipeline_to_folder"]
+__all__ = ["VideoLlama2VisualQuestionAnsweringPipeline"]

@@ -1,48 +1,15 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """VideoLLaMA2 processor: image/video processors + tokenizer; each `<image>`/`<video>` becomes its token run."""
 
-import importlib
-from pathlib import Path
+from collections.abc import Callable
 
 from transformers.processing_utils import MultiModalData, ProcessorMixin
 from transformers.utils import logging
 
-from .configuration_videollama2 import num_visual_tokens
+from .token_counts_videollama2 import num_visual_tokens
 
 
 logger = logging.get_logger(__name__)
-
-CHAT_TEMPLATE_DIR = Path(__file__).parent / "chat_templates"
-CHAT_TEMPLATE_FAMILIES = {"mistral": "mistral", "mixtral": "mistral", "llama": "mistral", "qwen2": "chatml"}
-
-
-def load_chat_template(family: str) -> str:
-    """The chat template of a language-model family (`mistral` or `chatml`, or an LLM `model_type`)."""
-    name = CHAT_TEMPLATE_FAMILIES.get(family, family)
-    path = CHAT_TEMPLATE_DIR / f"{name}.jinja"
-    if not path.is_file():
-        raise ValueError(
-            f"No chat template for {family!r}; known: {sorted(set(CHAT_TEMPLATE_FAMILIES) | {'chatml'})}."
-        )
-    return path.read_text()
-
-
-def load_original_tokenizer(path_or_repo_id, **kwargs):
-    """The released tokenizer with `<image>`/`<video>` appended as special tokens.
-
-    The generic `TokenizersBackend` runs the checkpoint's own tokenizer.json pipeline; transformers 5's
-    `LlamaTokenizer` rebuilds a Metaspace pipeline that drops the legacy "▁" after `<s>`, which would change
-    the original's input ids.
-    """
-    from transformers import TokenizersBackend
-
-    tokenizer = TokenizersBackend.from_pretrained(
-        path_or_repo_id, extra_special_tokens={"image_token": "<image>", "video_token": "<video>"}, **kwargs
-    )
-    if tokenizer.pad_token is None:  # the original sets pad = unk when missing
-        tokenizer.pad_token = tokenizer.unk_token
-    tokenizer.padding_side = "left"  # batched generation; the original only padded (right) for training
-    return tokenizer
 
 
 class VideoLlama2Processor(ProcessorMixin):
@@ -53,7 +20,7 @@ class VideoLlama2Processor(ProcessorMixin):
         image_processor ([`VideoLlama2ImageProcessor`]): the vision tower's preprocessing with PIL, as the original.
         video_processor ([`VideoLlama2VideoProcessor`]): decodes and samples videos.
         tokenizer: the language model's tokenizer, with `<image>` and `<video>` tokens.
-        chat_template (`str`, *optional*): Jinja template; `load_chat_template("mistral"|"chatml")`.
+        chat_template (`str`, *optional*): Jinja template (the releases' are in `chat_templates/`).
         projector_type (`str`, defaults to `"stc_connector"`): the model's connector, which sets the token count.
         patch_size (`int`, defaults to 14): the vision tower's patch size.
         projector_downsample (`list[int]`, defaults to `[2, 2, 2]`): the connector's (time, height, width) stride.
@@ -83,73 +50,19 @@ class VideoLlama2Processor(ProcessorMixin):
         self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
         super().__init__(image_processor, video_processor, tokenizer, chat_template=chat_template, **kwargs)
 
-    @classmethod
-    def from_original(cls, tokenizer, image_processor_settings: dict, config, chat_template_family: str | None = None):
-        """Build the processor of a converted checkpoint from its tokenizer, the tower's preprocessor settings and
-        the `VideoLlama2Config`. Images use the PIL backend: its bicubic resize is what the original computed."""
-        from transformers import CLIPImageProcessorPil, SiglipImageProcessorPil
-
-        from .image_processing_videollama2 import VideoLlama2ImageProcessor
-        from .video_processing_videollama2 import VideoLlama2VideoProcessor
-
-        settings = {
-            key: value
-            for key, value in image_processor_settings.items()
-            if key not in ("feature_extractor_type", "image_processor_type", "processor_class", "auto_map")
-        }
-        is_siglip = config.vision_config.model_type == "siglip_vision_model"
-        tower_processor = (SiglipImageProcessorPil if is_siglip else CLIPImageProcessorPil)(**settings)
-        # Images and frames get exactly the tower's pipeline; settings it leaves unset (SigLIP has no crop) must be
-        # switched off explicitly, not left to VideoLLaMA2's CLIP defaults.
-        pipeline = {
-            key: getattr(tower_processor, key, None)
-            for key in ("do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize")
-            + ("image_mean", "image_std", "do_convert_rgb", "crop_size")
-        }
-        pipeline["do_center_crop"] = bool(getattr(tower_processor, "do_center_crop", False))
-        image_processor = VideoLlama2ImageProcessor(**pipeline)
-        video_processor = VideoLlama2VideoProcessor(**pipeline, num_frames=config.num_frames)
-        family = chat_template_family or config.text_config.model_type
-        return cls(
-            image_processor=image_processor,
-            video_processor=video_processor,
-            tokenizer=tokenizer,
-            chat_template=load_chat_template(family),
-            projector_type=config.projector_type,
-            patch_size=config.vision_config.patch_size,
-            projector_downsample=config.projector_downsample,
-        )
+    # Readers of checkpoint layouts that carry no processor files: `original_checkpoint` adds the one for the
+    # released DAMO-NLP-SG checkpoints when the package is imported. Each returns a processor or None.
+    layout_readers: list[Callable] = []
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Also reads a released checkpoint in the original layout (a config.json with `mm_vision_tower` and no
-        processor_config.json); `vision_tower=` then names the tower's folder or repo (see `original_checkpoint`)."""
-        try:  # imported by name so that remote-code copies of this file do not drag the loader along
-            original = importlib.import_module(".original_checkpoint", __package__)
-        except ImportError:
-            original = None
-        if original is not None and original.is_original_checkpoint(pretrained_model_name_or_path, **kwargs):
-            return original.original_processor(pretrained_model_name_or_path, **kwargs)
+        """Also reads a released checkpoint in the original layout when the package is imported (then
+        `vision_tower=` may name the tower's folder or repo, see `original_layout.resolve_vision_tower`)."""
+        for read_layout in cls.layout_readers:
+            processor = read_layout(pretrained_model_name_or_path, **kwargs)
+            if processor is not None:
+                return processor
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-
-    def to_dict(self) -> dict:
-        """transformers' serialisation; a processor saved as remote code (`register_for_auto_class`) also names its
-        VideoLLaMA2 image and video processors for `AutoImageProcessor` / `AutoVideoProcessor`. Their files ship with
-        the processor's, so each Auto class alone loads them (transformers' own image processors would come back with
-        the torchvision backend)."""
-        output = super().to_dict()
-        if self._auto_class is None:
-            return output
-        package = __name__.rpartition(".")[0]
-        for attribute, auto_class in (
-            ("image_processor", "AutoImageProcessor"),
-            ("video_processor", "AutoVideoProcessor"),
-        ):
-            module, _, file = type(getattr(self, attribute)).__module__.rpartition(".")
-            if module == package and isinstance(output.get(attribute), dict):
-                auto_map = output[attribute].setdefault("auto_map", {})
-                auto_map[auto_class] = f"{file}.{type(getattr(self, attribute)).__name__}"
-        return output
 
     @property
     def image_num_frames(self) -> int:
@@ -209,4 +122,4 @@ class VideoLlama2Processor(ProcessorMixin):
         return [text.strip() for text in texts]
 
 
-__all__ = ["VideoLlama2Processor", "load_chat_template", "load_original_tokenizer"]
+__all__ = ["VideoLlama2Processor"]

@@ -4,13 +4,14 @@ of what users pass (paths, URLs, bytes, file objects, arrays, frame lists, batch
 
 The PyAV reader indexes packets first (decord's frame numbering), seeks to the key frame before each wanted frame and
 lets FFmpeg skip the non-reference frames nobody wants, so that the wanted frames come out bit-identical to a full
-decode while most of the video is never decoded. Frames are yielded one by one, so that the caller can process a
-frame while the next one decodes.
+decode while most of the video is never decoded. Decoded frames are yielded one by one and still in the decoder's
+format, so that the decoding thread only decodes and the caller converts and processes each frame elsewhere.
 """
 
 import bisect
 import io
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -70,6 +71,23 @@ def _index_packets(container, stream) -> tuple[list, list]:
     return timestamps, keyframes
 
 
+_thread_state = threading.local()
+
+
+def rgb_array(frame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a decoded PyAV frame.
+
+    `frame.to_ndarray(format="rgb24")` builds a new FFmpeg conversion context for every frame (~2 ms at 640x360);
+    one reformatter per thread builds it once per frame size, with the same conversion, hence the same pixels.
+    """
+    reformatter = getattr(_thread_state, "reformatter", None)
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = _thread_state.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+
+
 def _set_threading(stream) -> None:
     large = stream.codec_context.width * stream.codec_context.height >= FRAME_THREADING_MIN_PIXELS
     stream.thread_type = "AUTO" if large else "SLICE"
@@ -93,6 +111,11 @@ class PyAVVideo:
             if not container.streams.video:
                 raise ValueError(
                     f"{name} has no video stream (an audio-only file?). Pass a video file, an image folder or frames."
+                )
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise ValueError(
+                    f"{name} is a still image, not a video: pass it as an image (a video would be padded with black "
+                    "frames), or several images as a list of frames."
                 )
             stream = container.streams.video[0]
             self.timestamps, self.keyframes = _index_packets(container, stream)
@@ -131,8 +154,11 @@ class PyAVVideo:
                 "FFmpeg can read. Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
             ) from error
 
-    def decode(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield `(index, RGB frame)` once for each distinct index, as the frames come out of the decoder."""
+    def decode(self, indices: list[int]) -> Iterator[tuple]:
+        """Yield `(index, decoded frame)` once for each distinct index, as the frames come out of the decoder.
+
+        Frames are PyAV frames in the stream's pixel format: `rgb_array` converts them, on any thread.
+        """
         wanted = sorted(set(indices))
         done = set()
         with self._ffmpeg_errors():
@@ -161,10 +187,10 @@ class PyAVVideo:
 
     def frames(self) -> np.ndarray:
         """All sampled frames as a (T, H, W, 3) uint8 array."""
-        decoded = dict(self.decode(self.indices))
+        decoded = {index: rgb_array(frame) for index, frame in self.decode(self.indices)}
         return np.stack([decoded[index] for index in self.indices])
 
-    def _decode_by_timestamp(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode_by_timestamp(self, container, wanted: list[int]) -> Iterator:
         """One seek per key-frame interval holding wanted frames, then decode forward until they are all out."""
         stream = container.streams.video[0]
         _set_threading(stream)
@@ -186,13 +212,13 @@ class PyAVVideo:
                         self.decoded_frames += 1
                         index = targets.pop(frame.pts, None)
                         if index is not None:
-                            yield index, frame.to_ndarray(format="rgb24")
+                            yield index, frame
                     if not targets:
                         break
             finally:
                 codec.skip_frame = "DEFAULT"
 
-    def _decode_in_order(self, container, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def _decode_in_order(self, container, wanted: list[int]) -> Iterator:
         """Decode from the start and number frames as they come out: for streams whose timestamps cannot be used."""
         stream = container.streams.video[0]
         _set_threading(stream)
@@ -200,7 +226,7 @@ class PyAVVideo:
         for index, frame in enumerate(container.decode(stream)):
             self.decoded_frames += 1
             if index in wanted_set:
-                yield index, frame.to_ndarray(format="rgb24")
+                yield index, frame
             if index >= wanted[-1]:
                 break
 
@@ -256,16 +282,17 @@ def load_image(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def _download(url: str) -> bytes:
-    from huggingface_hub.utils import get_session, httpx
+def download(url: str) -> bytes:
+    """The bytes at `url`, or one clear error at once (no network, 404, ...): no retry loop."""
+    from huggingface_hub.utils import httpx
 
     try:
-        response = get_session().get(url, follow_redirects=True)
+        response = httpx.get(url, follow_redirects=True, timeout=30)
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise OSError(
-            f"Could not download the video at {url} ({error}). Download it yourself and pass the local file path "
-            "(or its bytes) instead."
+            f"Could not download {url} ({error}). Download it yourself and pass the local file path (or its bytes) "
+            "instead."
         ) from error
     return response.content
 
@@ -337,6 +364,10 @@ def split_videos(videos) -> list:
             return [list(videos)]
         if all(_is_video(item) for item in videos):
             return list(videos)
+    if isinstance(videos, (list, tuple)) and (
+        not videos or any(isinstance(item, (list, tuple)) and not item for item in videos)
+    ):
+        raise ValueError("A video given as a list of frames holds no frame: pass at least one frame, or a video file.")
     raise TypeError(
         f"Unsupported video input of type {type(videos).__name__}. Pass a path, URL, bytes or file object, a "
         "(T, H, W, 3) uint8 array or tensor, a list of frames (PIL images or arrays), or a list of these."
@@ -349,7 +380,7 @@ def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None
     if isinstance(video, (str, os.PathLike)):
         path = os.fspath(video)
         if path.startswith(("http://", "https://")):
-            return open_encoded(io.BytesIO(_download(path)), path)
+            return open_encoded(io.BytesIO(download(path)), path)
         if os.path.isdir(path):
             return _read_frame_folder(path, sample_indices_fn, max_frames)
         if not os.path.isfile(path):
@@ -362,4 +393,4 @@ def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None
     raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
 
 
-__all__ = ["PyAVVideo", "frame_indices_to_read", "load_image", "open_video", "split_videos"]
+__all__ = ["PyAVVideo", "frame_indices_to_read", "load_image", "open_video", "rgb_array", "split_videos"]

@@ -4,15 +4,15 @@
 The original `process_video` decodes with decord, picks the middle frame of `num_frames` equal segments, pads short
 clips with black frames, keeps at most 32 frames and runs the vision tower's slow (PIL) image processor on every
 frame. This module reproduces those frames and pixels bit for bit; `video_decoding_videollama2` reads the frames
-(decoding far less of each video than the original), and each frame is resized on a worker thread while the next one
-decodes.
+(decoding far less of each video than the original), and each frame is converted and resized on a worker thread while
+the next one decodes, with as many workers as there are CPUs to run them (none on a single usable CPU).
 """
 
 import math
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
+from functools import lru_cache, partial
 from numbers import Real
 
 import numpy as np
@@ -20,6 +20,7 @@ import PIL.Image
 import torch
 from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BatchFeature
+from transformers.image_transforms import get_resize_output_image_size
 from transformers.image_utils import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
@@ -32,12 +33,14 @@ from transformers.utils import TensorType, logging
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
+from .token_counts_videollama2 import DEFAULT_NUM_FRAMES
 from .video_decoding_videollama2 import (
     PyAVVideo,
     frame_indices_to_read,
     is_video_source,
     load_image,
     open_video,
+    rgb_array,
     split_videos,
 )
 
@@ -188,25 +191,136 @@ def _rescale_normalize_table(
     return np.ascontiguousarray(values[:, 0, :])
 
 
+# PIL resamples with these filters in two separable passes, each rounded to uint8.
+_TWO_PASS_FILTERS = {
+    PILImageResampling.BOX,
+    PILImageResampling.BILINEAR,
+    PILImageResampling.HAMMING,
+    PILImageResampling.BICUBIC,
+    PILImageResampling.LANCZOS,
+}
+
+
+@lru_cache(maxsize=64)
+def _first_pass(height: int, width: int, new_height: int, new_width: int, resample) -> str | None:
+    """Which pass PIL runs first for this resize ("horizontal" or "vertical"; None if neither split reproduces it).
+
+    The order is Pillow's choice and has changed between versions, so it is read off a resize of noise once per
+    shape: each split order is bit-identical to the one-call resize exactly when PIL runs its passes in that order.
+    """
+    noise = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
+    reference = np.asarray(noise.resize((new_width, new_height), resample))
+    horizontal_first = noise.resize((new_width, height), resample).resize((new_width, new_height), resample)
+    if np.array_equal(np.asarray(horizontal_first), reference):
+        return "horizontal"
+    vertical_first = noise.resize((width, new_height), resample).resize((new_width, new_height), resample)
+    return "vertical" if np.array_equal(np.asarray(vertical_first), reference) else None
+
+
+def _resize_then_crop(
+    frame: np.ndarray, resize_size: SizeDict | None, resample, crop_size: SizeDict | None
+) -> np.ndarray | None:
+    """The PIL backend's resize followed by its center crop, with PIL's second pass run only on the rows or columns
+    the crop keeps; None where that does not apply (the caller then runs the backend's own steps).
+
+    Each pass treats rows (horizontal) or columns (vertical) independently, so cropping between the two passes gives
+    the same bits: a 640x360 frame resized to 597x336 and cropped to 336x336 needs 44% less of its vertical pass.
+    """
+    if resize_size is None or crop_size is None or resample not in _TWO_PASS_FILTERS:
+        return None
+    height, width = frame.shape[:2]
+    if resize_size.shortest_edge and not resize_size.longest_edge:
+        new_height, new_width = get_resize_output_image_size(
+            frame, resize_size.shortest_edge, default_to_square=False, input_data_format=ChannelDimension.LAST
+        )
+    elif resize_size.height and resize_size.width:
+        new_height, new_width = resize_size.height, resize_size.width
+    else:
+        return None
+    top, left = (new_height - crop_size.height) // 2, (new_width - crop_size.width) // 2
+    if top < 0 or left < 0:  # the crop pads: rare, left to the backend
+        return None
+    first_pass = _first_pass(height, width, new_height, new_width, PILImageResampling(resample))
+    if first_pass is None:
+        return None
+    rows, columns = (top, top + crop_size.height), (left, left + crop_size.width)
+    image = PIL.Image.fromarray(frame)
+    if first_pass == "horizontal":
+        image = image.resize((new_width, height), resample).crop((columns[0], 0, columns[1], height))
+        image = image.resize((crop_size.width, new_height), resample)
+        return np.asarray(image)[rows[0] : rows[1]]
+    image = image.resize((width, new_height), resample).crop((0, rows[0], width, rows[1]))
+    image = image.resize((new_width, crop_size.height), resample)
+    return np.asarray(image)[:, columns[0] : columns[1]]
+
+
 def _transform_frame(
-    frame: np.ndarray,
+    frame,
     resize_size: SizeDict | None,
     resample,
     crop_size: SizeDict | None,
     table: np.ndarray | None,
 ) -> np.ndarray:
-    """Resize, center-crop, rescale and normalize one (H, W, 3) uint8 frame exactly as the PIL image processors do."""
-    image = np.moveaxis(frame, -1, 0)  # channels-first view, the PIL backend's layout
-    if resize_size is not None:
-        image = _PIL_OPS.resize(image, size=resize_size, resample=resample)
-    if crop_size is not None:
-        image = _PIL_OPS.center_crop(image, crop_size)
+    """Resize, center-crop, rescale and normalize one (H, W, 3) uint8 frame (or decoded PyAV frame) exactly as the PIL
+    image processors do."""
+    if not isinstance(frame, np.ndarray):
+        frame = rgb_array(frame)
+    pixels = _resize_then_crop(frame, resize_size, resample, crop_size)
+    if pixels is not None:
+        image = pixels.transpose(2, 0, 1)
+    else:
+        image = np.moveaxis(frame, -1, 0)  # channels-first view, the PIL backend's layout
+        if resize_size is not None:
+            image = _PIL_OPS.resize(image, size=resize_size, resample=resample)
+        if crop_size is not None:
+            image = _PIL_OPS.center_crop(image, crop_size)
     if table is None:
         return np.ascontiguousarray(image)
     output = np.empty(image.shape, dtype=table.dtype)
     for channel in range(image.shape[0]):
         np.take(table[channel], image[channel], out=output[channel])
     return output
+
+
+def usable_cpus() -> tuple[int, int]:
+    """(CPUs this process may use, of which idle now): its CPU affinity capped by `torch.get_num_threads()` (the
+    user's thread budget), and that less the CPUs other runnable tasks hold (the kernel's instantaneous count of
+    runnable tasks in /proc/loadavg). Both at least 1."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = max(1, min(cpus, torch.get_num_threads()))
+    try:
+        with open("/proc/loadavg") as loadavg:
+            others = int(loadavg.read().split()[3].split("/")[0]) - 1  # runnable tasks, this one excepted
+    except (OSError, ValueError, IndexError):
+        others = 0
+    return cpus, max(1, min(cpus, (os.cpu_count() or cpus) - others))
+
+
+def worker_threads(decoding: bool) -> int:
+    """Threads to transform frames on; 0 runs them on the calling thread.
+
+    While the calling thread decodes a video file, one worker resizes beside it whenever a second CPU is usable at
+    all: the pipeline never costs more than it saves, even on a busy machine, where the kernel shares CPUs per thread.
+    More workers are added only for CPUs idle right now, as extra threads on busy CPUs only fight over them (and over
+    the GIL). Frames given as arrays have no decoding to overlap, so a single worker would only add a hand-over.
+    """
+    cpus, idle = usable_cpus()
+    if decoding:
+        return min(max(idle - 1, 1), cpus - 1)
+    return idle if idle > 1 else 0
+
+
+class _InlineExecutor:
+    """Runs each task when it is submitted: the pool used when no other CPU is idle."""
+
+    @staticmethod
+    def submit(function: Callable, *args) -> Future:
+        future = Future()
+        future.set_result(function(*args))
+        return future
+
+    def shutdown(self) -> None:
+        pass
 
 
 def _given_fps(video_metadata, num_videos: int) -> list[float | None]:
@@ -263,8 +377,8 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     do_normalize = True
     do_convert_rgb = True
     do_sample_frames = True
-    num_frames = 8
-    max_frames = 32
+    num_frames = DEFAULT_NUM_FRAMES
+    max_frames = 32  # the original's MAX_FRAMES
     start_time = None
     end_time = None
     valid_kwargs = VideoLlama2VideoProcessorKwargs
@@ -402,8 +516,13 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         # Sampling at a rate gives a variable length that is not padded (the original's num_frames=None mode).
         length = None if fps is not None else (num_frames if num_frames is not None else self.num_frames)
         length = length if max_frames is None or length is None else min(length, max_frames)
-        with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        decoding = any(isinstance(video, PyAVVideo) for video in videos)
+        workers = worker_threads(decoding)
+        pool = ThreadPoolExecutor(max_workers=workers) if workers else _InlineExecutor()
+        try:
             futures = [self._submit_frames(pool, transform, video, length, max_frames) for video in videos]
+        finally:
+            pool.shutdown()
         pixel_values = [torch.from_numpy(np.stack([future.result() for future in video])) for video in futures]
         if return_tensors is not None and len({tuple(video.shape) for video in pixel_values}) > 1:
             shapes = [tuple(video.shape) for video in pixel_values]

@@ -1,0 +1,163 @@
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""The original VideoLLaMA2's side of the side-by-side benchmarks, run inside the original's own environment.
+
+The original needs decord and transformers 4.4x, which cannot live beside this project's transformers 5, so the
+benchmarks start this script with the original's interpreter (see docs/benchmarks.md for the set-up) and send it one
+JSON request per line on stdin; it answers one JSON line on stdout. It times only the work itself (no start-up, no
+messaging), so that each side's figure is comparable with the same work timed in the benchmark's own process.
+
+    <original python> bench/original_side.py --original-repo PATH_TO_VideoLLaMA2_CHECKOUT
+
+Requests: {"op": "video", "path", "num_frames", "image_processor": {...}, "save": null | "x.npy"} -> {"ms"};
+{"op": "build_model", "folder", "config", "dtype", "seed"} (a random original model, saved in the original layout to
+`folder` so that both sides load the same weights) -> {}; {"op": "prefill" | "generate" | "profile" | "peak_memory",
+"inputs": "x.npz", "new_tokens"} -> timings in ms (or MiB).
+This file imports nothing of videollama2_hf: it runs under the original's transformers.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+
+def _ms(function) -> float:
+    start = time.perf_counter()
+    function()
+    return (time.perf_counter() - start) * 1000
+
+
+def _rss_mib(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _eager_clip_config(config_class):
+    """The original asks for FlashAttention-2 in its CLIP tower, which needs CUDA (and which transformers 4.40's CLIP
+    does not implement): on CPU its tower runs eager attention, the only other one that version has."""
+
+    class EagerCLIPVisionConfig(config_class):
+        @property
+        def _attn_implementation(self):
+            return "eager"
+
+        @_attn_implementation.setter
+        def _attn_implementation(self, value):
+            pass
+
+    return EagerCLIPVisionConfig
+
+
+class OriginalSide:
+    def __init__(self):
+        import numpy as np
+        import torch
+
+        self.np, self.torch = np, torch
+        self.model = None
+
+    def video(self, path, num_frames, image_processor, save=None):
+        from transformers import CLIPImageProcessor
+        from videollama2.mm_utils import process_video
+
+        processor = CLIPImageProcessor(**image_processor)
+        # The original's inference API (`model_init`) binds process_video with aspect_ratio=None.
+        run = lambda: process_video(path, processor, aspect_ratio=None, num_frames=num_frames)  # noqa: E731
+        if save:
+            self.np.save(save, run().numpy())
+            return {}
+        return {"ms": _ms(run)}
+
+    def build_model(self, folder, config, dtype, seed):
+        """A random original Mistral-based VideoLLaMA2 whose tower config is `folder/vision_tower` (written by the
+        benchmark), saved as `folder/model.safetensors` + `config.json` in the original layout."""
+        from safetensors.torch import save_file
+        from videollama2.model import encoder
+        from videollama2.model.videollama2_mistral import Videollama2MistralConfig, Videollama2MistralForCausalLM
+
+        encoder.CLIPVisionConfig = _eager_clip_config(encoder.CLIPVisionConfig)
+        self.torch.manual_seed(seed)
+        original_config = Videollama2MistralConfig(**config)
+        model = Videollama2MistralForCausalLM(original_config)
+        model = model.to(getattr(self.torch, dtype)).eval()
+        state = {key: value.contiguous() for key, value in model.state_dict().items() if key != "lm_head.weight"}
+        state["lm_head.weight"] = model.lm_head.weight.detach().clone()
+        save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+        original_config.save_pretrained(folder)
+        self.model = model
+        return {}
+
+    def _inputs(self, inputs):
+        data = self.np.load(inputs)
+        dtype = self.model.dtype
+        return self.torch.from_numpy(data["input_ids"]), self.torch.from_numpy(data["pixel_values"]).to(dtype)
+
+    def prefill(self, inputs, **_):
+        input_ids, pixels = self._inputs(inputs)
+        with self.torch.inference_mode():
+            return {"ms": _ms(lambda: self.model(input_ids, images=[(pixels, "video")], use_cache=True))}
+
+    def generate(self, inputs, new_tokens, **_):
+        input_ids, pixels = self._inputs(inputs)
+        kwargs = dict(images=[(pixels, "video")], do_sample=False, max_new_tokens=new_tokens)
+        kwargs.update(min_new_tokens=new_tokens, pad_token_id=0)
+        with self.torch.inference_mode():
+            ids = []
+            ms = _ms(lambda: ids.append(self.model.generate(input_ids, **kwargs)))
+        return {"ms": ms, "ids": ids[0][0].tolist()}
+
+    def profile(self, inputs, **_):
+        """Prefill split into vision tower, connector and language model (with the merge of embeddings)."""
+        input_ids, pixels = self._inputs(inputs)
+        model = self.model
+        tower, connector = model.get_model().get_vision_tower(), model.get_model().mm_projector
+        with self.torch.inference_mode():
+            features = []
+            tower_ms = _ms(lambda: features.append(tower(pixels)))
+            frames = features[0].unsqueeze(0)
+            connector_ms = _ms(lambda: connector(frames))
+            total_ms = _ms(lambda: model(input_ids, images=[(pixels, "video")], use_cache=True))
+        return {"tower": tower_ms, "connector": connector_ms, "language model": total_ms - tower_ms - connector_ms}
+
+    def peak_memory(self, inputs, **_):
+        """Peak RSS growth of one prefill over the RSS before it (MiB); /proc/self/clear_refs resets the peak."""
+        input_ids, pixels = self._inputs(inputs)
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        before = _rss_mib("VmRSS")
+        with self.torch.inference_mode():
+            self.model(input_ids, images=[(pixels, "video")], use_cache=True)
+        return {"mib": _rss_mib("VmHWM") - before}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--original-repo", required=True, help="checkout of github.com/DAMO-NLP-SG/VideoLLaMA2")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    sys.path.insert(0, args.original_repo)
+    warnings.filterwarnings("ignore")
+    import torch
+    import transformers
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    side = OriginalSide()
+    print(json.dumps({"transformers": transformers.__version__, "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        operation = request.pop("op")
+        try:
+            answer = getattr(side, operation)(**request)
+        except Exception as error:  # reported to the benchmark, which stops with it
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""Reading audio for VideoLLaMA2.1-AV with PyAV, the way the original prepares it for its filterbank.
+
+* Audio files (`load_audio`): the original's soundfile path. Samples as float64 in [-1, 1) (the same scaling
+  soundfile applies), channel 0 of multichannel files, zero-padded to 30 s at the file's rate, then resampled to
+  16 kHz with the FFT method of `scipy.signal.resample` (what `librosa.resample(res_type="fft")` calls).
+* The audio track of a video (`load_video_audio`): the original's ffmpeg path, `-ac 1 -ar 16000 -f s16le` (FFmpeg's
+  resampler through PyAV), then 8 clips of 2 s spread evenly over the track, concatenated and zero-padded to 30 s.
+
+Long audio: the original cuts a random 30 s window out of longer files. Here the window is the centred one (the
+average of the original's draws), so the same file always gives the same features. Videos never need it: their
+8 clips of 2 s make 16 s.
+
+A video without an audio track, and files that are empty, corrupt or in a format FFmpeg cannot decode, raise a
+one-line `ValueError`; a truncated file is decoded as far as FFmpeg can, with a warning where the container declares
+a longer duration. The original silently used 30 s of zeros when ffmpeg failed, which makes the model describe a
+silence nobody asked about.
+"""
+
+import io
+import os
+from contextlib import contextmanager
+from fractions import Fraction
+
+import numpy as np
+from transformers.utils import logging
+
+from .video_decoding_videollama2 import download
+
+
+logger = logging.get_logger(__name__)
+
+SAMPLING_RATE = 16000
+MAX_DURATION_S = 30  # every clip becomes exactly this long (480000 samples at 16 kHz)
+VIDEO_CLIP_DURATION_S = 2
+VIDEO_NUM_CLIPS = 8
+
+# What soundfile divides each sample format by to read it as float64 (24-bit PCM decodes into the top bits of s32).
+# These are all the sample formats FFmpeg decodes to.
+_SAMPLE_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63, "flt": 1.0, "dbl": 1.0}
+
+
+def resample_fft(waveform: np.ndarray, num_samples: int) -> np.ndarray:
+    """`scipy.signal.resample(waveform, num_samples)` for real 1-D input, bit for bit as scipy computed it up to
+    at least release 1.15 (the one the original's librosa called): keep the one-sided spectrum up to the smaller
+    Nyquist frequency, fold or split the unpaired Nyquist bin, inverse-transform, scale by `num_samples / len`."""
+    length = len(waveform)
+    spectrum = np.fft.rfft(waveform)
+    kept = min(num_samples, length)
+    resized = np.zeros(num_samples // 2 + 1, dtype=spectrum.dtype)
+    resized[: kept // 2 + 1] = spectrum[: kept // 2 + 1]
+    if kept % 2 == 0 and num_samples != length:
+        resized[kept // 2] *= 2.0 if num_samples < length else 0.5
+    resampled = np.fft.irfft(resized, num_samples)
+    resampled *= float(num_samples) / float(length)
+    return resampled
+
+
+def fit_to_length(waveform: np.ndarray, num_samples: int) -> np.ndarray:
+    """Zero-pad at the end to `num_samples`, or keep the centred `num_samples` of longer audio."""
+    if len(waveform) > num_samples:
+        start = (len(waveform) - num_samples) // 2
+        logger.info(
+            f"Audio of {len(waveform)} samples is longer than {num_samples}: keeping the centred {num_samples} "
+            f"(from sample {start})."
+        )
+        return waveform[start : start + num_samples]
+    return np.pad(waveform, (0, num_samples - len(waveform)))
+
+
+def clip_sample_ranges(
+    num_samples: int,
+    sampling_rate: int = SAMPLING_RATE,
+    clip_duration: int = VIDEO_CLIP_DURATION_S,
+    num_clips: int = VIDEO_NUM_CLIPS,
+) -> list[tuple[int, int]]:
+    """`[start, end)` sample ranges of the clips the original hears in a video's audio track: clip `k` starts at
+    `k * max(D - clip_duration, 0) / num_clips` seconds, `D = num_samples / sampling_rate` (a float, as the original
+    computes it, then exact fractions, as pytorchvideo's ConstantClipsPerVideoSampler does). Short tracks give
+    overlapping clips, and tracks shorter than one clip are heard `num_clips` times."""
+    latest_start = Fraction(max(num_samples / sampling_rate - clip_duration, 0))
+    ranges = []
+    for index in range(num_clips):
+        start = latest_start / num_clips * index
+        ranges.append((int(start * sampling_rate), int((start + clip_duration) * sampling_rate)))
+    return ranges
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError as error:
+        raise ImportError("Decoding audio needs PyAV: `pip install av`.") from error
+    return av
+
+
+def _source(source, what: str) -> tuple[object, str]:
+    """`(something av.open reads, its name for messages)` of a path, URL, bytes or file object."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if path.startswith(("http://", "https://")):
+            return io.BytesIO(download(path)), path
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No audio or video file at {path}. Check the path.")
+        return path, path
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source), f"the {what} bytes"
+    if hasattr(source, "read"):
+        return source, getattr(source, "name", f"the {what} file object")
+    raise TypeError(
+        f"Cannot read audio from {type(source).__name__}; pass a path, URL, bytes or file object (or give the "
+        "feature extractor a waveform array)."
+    )
+
+
+@contextmanager
+def _open_audio_stream(source, what: str):
+    """The container and its audio stream; FFmpeg errors become one-line `ValueError`s."""
+    av = _import_av()
+    source, name = _source(source, what)
+    try:
+        with av.open(source) as container:
+            stream = container.streams.best("audio")
+            if stream is None:
+                raise ValueError(
+                    f"{name} has no audio stream, so there is nothing to hear. "
+                    + (
+                        "Ask about the video without its audio, or pass a video that has sound."
+                        if what == "video"
+                        else "Pass an audio file (WAV, FLAC, MP3, ...) or a video with sound."
+                    )
+                )
+            yield container, stream, name
+    except av.FFmpegError as error:
+        raise ValueError(
+            f"Could not decode the audio of {name} ({error}): the file is corrupt, truncated or not in a format "
+            "FFmpeg can read. Re-encode it (e.g. to 16-bit WAV) or pass the waveform as an array."
+        ) from error
+
+
+def _check_length(stream, num_samples: int, rate: int, name: str) -> None:
+    if num_samples == 0:
+        raise ValueError(f"{name} has an audio stream without any sample (an empty or truncated file?).")
+    if stream.duration is not None and stream.time_base is not None:
+        declared = int(stream.duration * stream.time_base * rate)
+        if num_samples < declared - rate // 10:
+            logger.warning(
+                f"{name}: the container declares {declared} audio samples but only {num_samples} could be decoded "
+                "(a truncated file?); using those."
+            )
+
+
+def _channel_zero(frame) -> np.ndarray:
+    """Channel 0 of a decoded frame as float64, scaled like soundfile (integers to [-1, 1))."""
+    sample_format = frame.format.name.rstrip("p")  # planar or packed, the scale is the same
+    samples = frame.to_ndarray()
+    channel = samples[0] if frame.format.is_planar else samples.reshape(-1, len(frame.layout.channels))[:, 0]
+    channel = channel.astype(np.float64)
+    if sample_format == "u8":
+        channel -= 128.0
+    return channel / _SAMPLE_SCALE[sample_format]
+
+
+def load_audio(source, sampling_rate: int = SAMPLING_RATE, max_duration_s: int = MAX_DURATION_S) -> np.ndarray:
+    """The waveform the original computes the filterbank of, for an audio file: float64, `max_duration_s` at
+    `sampling_rate` (480000 samples by default). Channel 0 of multichannel audio; centred window of longer audio."""
+    with _open_audio_stream(source, "audio") as (container, stream, name):
+        rate = stream.codec_context.sample_rate
+        chunks = []
+        for frame in container.decode(stream):
+            if frame.sample_rate != rate:
+                raise ValueError(
+                    f"{name} changes its sample rate mid-stream ({rate} -> {frame.sample_rate} Hz). Re-encode it "
+                    "at one rate."
+                )
+            chunks.append(_channel_zero(frame))
+        waveform = np.concatenate(chunks) if chunks else np.zeros(0)
+        _check_length(stream, len(waveform), rate, name)
+    waveform = fit_to_length(waveform, max_duration_s * rate)  # at the file's rate, as the original
+    if rate != sampling_rate:
+        waveform = resample_fft(waveform, max_duration_s * sampling_rate)
+    return waveform
+
+
+def decode_audio_track(source, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """The whole audio track of a video (or audio file) as mono int16 PCM at `sampling_rate`, like
+    `ffmpeg -i FILE -vn -ac 1 -ar 16000 -f s16le -`, the command the original runs."""
+    av = _import_av()
+    with _open_audio_stream(source, "video") as (container, stream, name):
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=sampling_rate)
+        chunks = [out.to_ndarray().ravel() for frame in container.decode(stream) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().ravel() for out in resampler.resample(None)]
+        pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+        _check_length(stream, len(pcm), sampling_rate, name)
+    return pcm
+
+
+def load_video_audio(
+    source,
+    sampling_rate: int = SAMPLING_RATE,
+    max_duration_s: int = MAX_DURATION_S,
+    clip_duration: int = VIDEO_CLIP_DURATION_S,
+    num_clips: int = VIDEO_NUM_CLIPS,
+) -> np.ndarray:
+    """What the original hears of a video: `num_clips` clips of `clip_duration` seconds of its mono 16 kHz track
+    (`clip_sample_ranges`), concatenated and zero-padded to `max_duration_s`, as float32 `int16 / 32768`."""
+    pcm = decode_audio_track(source, sampling_rate)
+    waveform = pcm.astype(np.float32) / 32768.0
+    ranges = clip_sample_ranges(len(pcm), sampling_rate, clip_duration, num_clips)
+    clips = np.concatenate([waveform[start:end] for start, end in ranges])
+    return fit_to_length(clips, max_duration_s * sampling_rate)
+
+
+__all__ = [
+    "clip_sample_ranges",
+    "decode_audio_track",
+    "fit_to_length",
+    "load_audio",
+    "load_video_audio",
+    "resample_fft",
+]

@@ -1,0 +1,70 @@
+# Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
+"""How many LLM positions an image, a video or an audio clip becomes: the connector geometry and the formulas built
+on it.
+
+Plain Python (no torch, no transformers), so that the processor, the model, the config, `videollama2-hf info` and
+the tests all count with the same function, and the command line can count without importing a tensor library.
+"""
+
+# Connector types the original `build_vision_projector` + `temporal_aggregator` accept end to end.
+# `spatial_conv`/`spatial_pool` only run when vision and text widths coincide, `identity` is rejected by the
+# original aggregator, so neither is offered here.
+STC_CONNECTORS = ("stc_connector", "stc_connector_v35", "stp_connector")
+MEAN_POOL_CONNECTORS = ("mlp2x_gelu", "linear")
+SUPPORTED_PROJECTOR_TYPES = STC_CONNECTORS + MEAN_POOL_CONNECTORS
+
+# Zero padding of the connector's temporal/spatial sampler (Conv3d or AvgPool3d, kernel == stride): only
+# `stc_connector` pads.
+SAMPLER_PADDING = {"stc_connector": 1, "stc_connector_v35": 0, "stp_connector": 0}
+DEFAULT_DOWNSAMPLE = (2, 2, 2)  # (time, height, width) kernel and stride of the sampler
+
+# Frames per clip when a release's config.json does not say (the original's NUM_FRAMES).
+DEFAULT_NUM_FRAMES = 8
+
+
+def num_visual_tokens(
+    projector_type: str,
+    grid_size: int,
+    num_frames: int,
+    downsample: tuple[int, int, int] | list[int] = DEFAULT_DOWNSAMPLE,
+) -> int:
+    """Number of LLM positions one image or video occupies.
+
+    `grid_size` is the side of the vision tower's patch grid (image_size // patch_size); images are replicated to
+    `num_frames`, so they cost the same as a video of that length.
+    """
+    if projector_type in MEAN_POOL_CONNECTORS:  # frames are averaged before the projector
+        return grid_size * grid_size
+    if projector_type not in STC_CONNECTORS:
+        raise ValueError(
+            f"Unsupported projector type {projector_type!r}; expected one of {SUPPORTED_PROJECTOR_TYPES}."
+        )
+    padding = SAMPLER_PADDING[projector_type]
+    stride_t, stride_h, stride_w = downsample
+    if num_frames + 2 * padding < stride_t:
+        raise ValueError(
+            f"{projector_type} needs at least {stride_t - 2 * padding} frames per clip, got {num_frames}. "
+            "Pass more frames (e.g. `num_frames=16`) or pad the clip."
+        )
+
+    def out(size: int, stride: int) -> int:  # Conv3d / AvgPool3d with kernel == stride
+        return (size + 2 * padding - stride) // stride + 1
+
+    return out(num_frames, stride_t) * out(grid_size, stride_h) * out(grid_size, stride_w)
+
+
+def num_audio_tokens(num_frames: int, num_mel_bins: int, patch_size: int) -> int:
+    """Number of LLM positions one audio clip occupies: the BEATs patch grid of its (frames x mel bins) filterbank.
+
+    The patch embedding is a convolution with kernel = stride = `patch_size`, so partial patches at the end of
+    either axis are dropped: 2998 frames x 128 bins in 16 x 16 patches -> 187 x 8 = 1496 tokens.
+    """
+    if num_frames < patch_size or num_mel_bins < patch_size:
+        raise ValueError(
+            f"An audio filterbank of {num_frames} frames x {num_mel_bins} mel bins is smaller than one "
+            f"{patch_size} x {patch_size} patch; pass at least {patch_size} frames of audio."
+        )
+    return (num_frames // patch_size) * (num_mel_bins // patch_size)
+
+
+__all__ = ["DEFAULT_NUM_FRAMES", "SUPPORTED_PROJECTOR_TYPES", "num_audio_tokens", "num_visual_tokens"]

@@ -1,0 +1,23 @@
+"""Entry point of the `videollama2-hf` command.
+
+It lives outside the `videollama2_hf` package on purpose: importing the package registers VideoLLaMA2 with the
+transformers Auto classes, which imports torch (seconds). The launcher asks the package to skip that, so that
+`--help`, `--version`, `info` and `convert` start at once; `ask` and `convert --verify` register what they load.
+"""
+
+import os
+import sys
+
+
+def main() -> int:
+    os.environ["VIDEOLLAMA2_HF_DEFER_REGISTRATION"] = "1"  # read (and removed) by videollama2_hf/__init__.py
+    try:
+        from videollama2_hf.cli import main as cli_main
+    except KeyboardInterrupt:  # Ctrl-C while Python imports the command
+        print("videollama2-hf: interrupted.", file=sys.stderr)
+        return 130
+    return cli_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The runtime paths with the runtime dependencies only (no pytest, no [test] extra): run by .ci/run in a fresh
+virtual environment where the package was installed with `pip install .`, so that a dependency missing from
+`install_requires` fails here instead of on a user's machine.
+
+Covers the command line (`--version`, `--help`, `convert` with and without `--verify`, `info`, `ask` on a video, an
+image and a release in the original layout, `python -m videollama2_hf`) and every ```python example of the README
+and the docs. Exits non-zero on the first failure; prints one line per check and a closing `N passed, 0 failed`.
+
+    python tests/runtime_smoke.py   # reads ../shared (or $VIDEOLLAMA2_SHARED)
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from readme_examples import DOCUMENTS, REPO_ROOT, make_scratch, python_blocks, run_example
+
+
+def shared_dir() -> Path:
+    path = Path(os.environ.get("VIDEOLLAMA2_SHARED", REPO_ROOT.parent / "shared"))
+    if not (path / "fixtures").is_dir() or not (path / "media").is_dir():
+        sys.exit(f"runtime smoke: the shared test data is missing at {path}; set VIDEOLLAMA2_SHARED.")
+    return path
+
+
+def command(*argv: str, cwd: Path) -> str:
+    """Run the installed `videollama2-hf` (from this interpreter's environment) and return its stdout."""
+    executable = Path(sys.executable).parent / "videollama2-hf"
+    result = subprocess.run([str(executable), *argv], cwd=cwd, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"videollama2-hf {' '.join(argv)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def main() -> int:
+    shared = shared_dir()
+    passed = 0
+
+    def check(name: str, function, *args, **kwargs) -> None:
+        nonlocal passed
+        function(*args, **kwargs)
+        passed += 1
+        print(f"ok  {name}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="videollama2-smoke-") as scratch:
+        root = make_scratch(shared / "fixtures", shared / "media", Path(scratch))
+        variant = shared / "fixtures" / "qwen2_siglip_stcv35_f16"
+        release = "releases/VideoLLaMA2-7B-16F"
+        check("--version", command, "--version", cwd=root)
+        check("--help", command, "--help", cwd=root)
+        check("convert --list-presets", command, "convert", "--list-presets", cwd=root)
+        tower = str(variant / "vision_tower")
+        converted = ("converted", "--vision-tower", tower, "--verify", "-q")
+        check("convert --verify", command, "convert", str(variant / "original_checkpoint"), *converted, cwd=root)
+        check("info (converted)", command, "info", "converted", cwd=root)
+        check("info (release)", command, "info", release, cwd=root)
+        ask = ("ask", "--device", "cpu", "--max-new-tokens", "4", "-q")
+        check("ask --video", command, *ask, "--model", "converted", "--video", "sample_demo_1.mp4", "Why?", cwd=root)
+        check("ask --image", command, *ask, "--model", "converted", "--image", "extreme_ironing.jpg", "Why?", cwd=root)
+        check("ask (release layout)", command, *ask, "--model", release, "--image", "desert.png", "Why?", cwd=root)
+        module = [sys.executable, "-m", "videollama2_hf", "--version"]
+        check("python -m videollama2_hf", subprocess.run, module, check=True, capture_output=True, timeout=300)
+        os.chdir(root)
+        for document in DOCUMENTS:
+            for line, code, skipped in python_blocks(document):
+                if not skipped:
+                    check(f"{document}:{line}", run_example, document, line, code, root)
+        os.chdir(REPO_ROOT)
+    print(f"runtime smoke: {passed} passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
