@@ -1,23 +1,50 @@
-"""Shared test fixtures: where the parity fixtures and real media live.
+"""Shared test fixtures: where the parity fixtures, real media and transformers' own test mixins live.
 
 They are read from `../shared` (or `$VIDEOLLAMA2_SHARED`) and never committed. Missing data skips the tests on a
 developer machine but fails them in CI (`CI=true`), so CI can never pass without checking parity.
+
+`hf-tests/` holds transformers' common test mixins, unmodified; it goes first on `sys.path` so that the
+`test_*_common.py` testers import them as transformers' own testers do (`from tests.test_modeling_common import ...`:
+this folder has no `__init__.py`, so the regular package `tests` there is the one imported).
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("VIDEOLLAMA2_SHARED", REPO_ROOT.parent / "shared"))
+HF_TESTS_DIR = SHARED_DIR / "hf-tests"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+if HF_TESTS_DIR.is_dir():
+    sys.path.insert(0, str(HF_TESTS_DIR))
+else:
+    # Without the mixins the common testers cannot even be imported: skip them here, fail the run in CI.
+    collect_ignore_glob = ["test_*_common.py"]
+
+
+def pytest_configure(config):
+    if not HF_TESTS_DIR.is_dir() and IN_CI:
+        raise pytest.UsageError(
+            f"transformers' test mixins not found at {HF_TESTS_DIR}; set VIDEOLLAMA2_SHARED to the folder holding "
+            "hf-tests/, fixtures/ and media/."
+        )
+
+
+def pytest_report_header(config):
+    if not HF_TESTS_DIR.is_dir():
+        return f"transformers' test mixins not found at {HF_TESTS_DIR}: the test_*_common.py testers are skipped"
 
 
 def _require_dir(path: Path, what: str) -> Path:
     if path.is_dir():
         return path
     message = f"{what} not found at {path}; set VIDEOLLAMA2_SHARED to the folder holding fixtures/ and media/."
-    if os.environ.get("CI", "").lower() == "true":
+    if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
 
@@ -39,7 +66,7 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    return _require_dir(Path(os.environ.get("VIDEOLLAMA2_SHARED", REPO_ROOT.parent / "shared")), "shared data")
+    return _require_dir(SHARED_DIR, "shared data")
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,7 @@ def hub_folder(source, tmp_path_factory):
             VideoLlama2Config: "AutoConfig",
             VideoLlama2ForConditionalGeneration: "AutoModelForImageTextToText",
             VideoLlama2Processor: "AutoProcessor",
+            type(processor.image_processor): "AutoImageProcessor",
             video_processor_class: "AutoVideoProcessor",
         }
     ):
@@ -144,9 +145,9 @@ def test_every_auto_class_with_the_package(hub_folder, source):
         assert type(auto_class.from_pretrained(hub_folder)) is VideoLlama2ForConditionalGeneration
     loaded = AutoProcessor.from_pretrained(hub_folder)
     assert type(loaded) is VideoLlama2Processor
-    # standalone, transformers picks the torchvision backend when available; the PIL one is the original's
-    assert type(AutoImageProcessor.from_pretrained(hub_folder, backend="pil")) is type(processor.image_processor)
-    assert type(AutoImageProcessor.from_pretrained(hub_folder)).__name__.startswith("SiglipImageProcessor")
+    # standalone too, the image processor is the original's PIL pipeline, whatever backend is asked for
+    for backend in (None, "pil", "torchvision"):
+        assert type(AutoImageProcessor.from_pretrained(hub_folder, backend=backend)) is type(processor.image_processor)
     assert type(AutoVideoProcessor.from_pretrained(hub_folder)) is type(processor.video_processor)
     assert loaded.chat_template == processor.chat_template
 
@@ -180,7 +181,7 @@ REMOTE_SCRIPT = textwrap.dedent(
     report["model"] = type(model).__module__ + "." + type(model).__name__
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
     report["processor"] = type(processor).__name__
-    image_processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True, backend="pil")
+    image_processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
     report["image_processor"] = type(image_processor).__name__
     report["video_processor"] = type(AutoVideoProcessor.from_pretrained(folder, trust_remote_code=True)).__name__
     inputs = torch.load(inputs_path)
@@ -224,7 +225,7 @@ def test_remote_code_without_the_package(hub_folder, source, fixtures_dir, media
     assert report["model"].startswith("transformers_modules.")
     assert report["base"] == "VideoLlama2Model"
     assert report["processor"] == "VideoLlama2Processor"
-    assert report["image_processor"] == "SiglipImageProcessorPil"
+    assert report["image_processor"] == "VideoLlama2ImageProcessor"
     assert report["video_processor"] == "VideoLlama2VideoProcessor"
     assert report["vqa_class"] == "VideoLlama2VisualQuestionAnsweringPipeline"
     assert report["vqa"] == [{"answer": report["chat"].strip()}]

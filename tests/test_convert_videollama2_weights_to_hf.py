@@ -49,6 +49,7 @@ METADATA_FILES = {
     "generation_config.json",
     "processor_config.json",
     "processing_videollama2.py",
+    "image_processing_videollama2.py",
     "video_processing_videollama2.py",
     "video_decoding_videollama2.py",
     "token_counts_videollama2.py",
@@ -235,6 +236,11 @@ def test_output_files_config_and_generation_defaults(converted, fixtures_dir):
         assert config["dtype"] == "bfloat16" and config["model_type"] == "videollama2"
         processor_config = json.loads((out / "processor_config.json").read_text())
         assert processor_config["auto_map"]["AutoProcessor"] == "processing_videollama2.VideoLlama2Processor"
+        image_processor = processor_config["image_processor"]
+        assert image_processor["image_processor_type"] == "VideoLlama2ImageProcessor"
+        assert image_processor["auto_map"]["AutoImageProcessor"] == (
+            "image_processing_videollama2.VideoLlama2ImageProcessor"
+        )
         generation = json.loads((out / "generation_config.json").read_text())
         assert generation["do_sample"] is False
         assert generation["eos_token_id"] == eos and generation["pad_token_id"] == pad
@@ -331,7 +337,7 @@ def test_remote_code_loads_without_the_package(converted, loaded, fixtures_dir, 
     assert report["model_module"].startswith("transformers_modules.")
     assert report["processor"] == "VideoLlama2Processor" and report["video_tokens"] == 1
     # the remote-code processor keeps the original's PIL pixels; the removed VQA task works as a custom pipeline
-    assert report["image_processor"] == "CLIPImageProcessorPil" and report["pixels_equal"]
+    assert report["image_processor"] == "VideoLlama2ImageProcessor" and report["pixels_equal"]
     assert len(report["vqa"]) == 1 and isinstance(report["vqa"][0]["answer"], str)
     margins = meta["cases"]["video"]["generate_step_margins"]
     exact = min(4, first_low_margin_step(margins))

@@ -12,14 +12,25 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModelForImageTextToText,
+    AutoProcessor,
     CompileConfig,
     TextIteratorStreamer,
     TextStreamer,
     TokenizersBackend,
 )
-from videollama2_test_utils import BOS_ID, EOS_ID, IMAGE_ID, PAD_ID, VIDEO_ID, VOCAB, tiny_config
+from videollama2_test_utils import (
+    BOS_ID,
+    EOS_ID,
+    IMAGE_ID,
+    PAD_ID,
+    VIDEO_ID,
+    VOCAB,
+    converted_folder,
+    first_low_margin_step,
+    tiny_config,
+)
 
-from videollama2_hf import VideoLlama2ForConditionalGeneration
+from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration
 
 
 FRAMES = 4
@@ -228,3 +239,34 @@ def test_bfloat16_loading_and_generation(saved, model):
         fp32_logits = model(**inputs).logits
     attended = inputs["attention_mask"].bool()
     assert (logits.float()[attended] - fp32_logits[attended]).abs().max() < 0.1
+
+
+def test_assisted_and_prompt_lookup_decoding_give_the_greedy_answer_on_a_video(fixtures_dir, media_dir, tmp_path):
+    """Speculative decoding runs the draft (and the main model's verification steps) on ids that hold the video's
+    placeholders without its pixels; the answer must still be exactly the greedy one."""
+    folder = converted_folder(fixtures_dir, "mistral_stc_f8", tmp_path)
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    video = {"type": "video", "path": str(media_dir / "sample_demo_1.mp4")}
+    messages = [{"role": "user", "content": [video, {"type": "text", "text": "What does the baby do?"}]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    # A smaller VideoLLaMA2 sharing the tokenizer and the connector (hence the prompt): a 1-layer, narrower LLM.
+    draft_config = model.config.to_dict()
+    draft_config["text_config"].update(
+        hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1
+    )
+    draft_config["text_config"]["head_dim"] = 16
+    torch.manual_seed(0)
+    draft = VideoLlama2ForConditionalGeneration(VideoLlama2Config(**draft_config)).eval()
+    assert draft.num_parameters() < model.num_parameters() / 2
+
+    greedy = {"do_sample": False, "max_new_tokens": 10}
+    with torch.no_grad():
+        reference = model.generate(**inputs, **greedy, output_scores=True, return_dict_in_generate=True)
+        assisted = model.generate(**inputs, **greedy, assistant_model=draft)
+        prompt_lookup = model.generate(**inputs, **greedy, prompt_lookup_num_tokens=3)
+    top2 = torch.stack(reference.scores, 1)[0].topk(2, dim=-1).values
+    margins = (top2[:, 0] - top2[:, 1]).tolist()
+    assert first_low_margin_step(margins) == len(margins) == 10  # no near-tie: exact ids are a fair demand
+    assert assisted.tolist() == reference.sequences.tolist()
+    assert prompt_lookup.tolist() == reference.sequences.tolist()

@@ -136,10 +136,74 @@ def test_placeholder_count_mismatch(model):
     ids = torch.tensor([prompt(model, "video")])
     with pytest.raises(ValueError, match="do not match"):  # two videos for one placeholder run
         model(input_ids=ids, pixel_values_videos=pixels(2, 4))
-    with pytest.raises(ValueError, match="no `pixel_values_videos`"):
-        model(input_ids=ids)
-    with pytest.raises(ValueError, match="<video> tokens but no `pixel_values_videos`"):  # only an image given
-        model(input_ids=torch.tensor([prompt(model, "video") + prompt(model, "image")]), pixel_values=pixels(1))
+
+
+def test_generate_rejects_a_prompt_whose_media_were_forgotten(model):
+    ids = torch.tensor([prompt(model, "video")])
+    with pytest.raises(ValueError, match="<video> tokens but no `pixel_values_videos` were given to `generate`"):
+        model.generate(input_ids=ids, max_new_tokens=1)
+    both = torch.tensor([prompt(model, "video") + prompt(model, "image")])
+    with pytest.raises(ValueError, match="<video> tokens but no `pixel_values_videos`"):  # only the image given
+        model.generate(input_ids=both, pixel_values=pixels(1), max_new_tokens=1)
+    with torch.no_grad():  # encoded media count as given
+        encoded = model.get_video_features(pixels(1, 4))
+        model.generate(input_ids=ids, mm_encoder_outputs={"video": encoded}, max_new_tokens=1)
+
+
+def in_table_model():
+    """Placeholder ids inside the embedding table, as in the released Qwen2 (VideoLLaMA2.1) checkpoints."""
+    config = tiny_config()
+    config.image_token_id, config.video_token_id = 10, 11
+    return build(config)
+
+
+def test_placeholder_ids_without_media_are_ordinary_tokens(model):
+    """Text-only forwards (assisted decoding's draft steps, transformers' attention checks) see placeholder ids
+    without features: ids past the embedding table are embedded as id 0, ids inside it as themselves."""
+    ids = torch.tensor([prompt(model, "video") + prompt(model, "image")])
+    as_pad = ids.masked_fill((ids == VIDEO_ID) | (ids == IMAGE_ID), PAD_ID)
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, model(input_ids=as_pad).logits, atol=0, rtol=0)
+    in_table = in_table_model()
+    ids = torch.tensor([[1, 10, 10, 11, 11, 5]])
+    with torch.no_grad():
+        embeds = in_table.get_input_embeddings()(ids)
+        torch.testing.assert_close(in_table(input_ids=ids).logits, in_table(inputs_embeds=embeds).logits)
+
+
+def test_inputs_embeds_find_placeholders_by_their_embedding():
+    model = in_table_model()
+    count = model.config.get_num_visual_tokens()
+    ids = torch.tensor([[1, 5, 6, *([10] * count), 8, *([11] * count), 9]])
+    media = {"pixel_values_videos": pixels(1, 4), "pixel_values": pixels(1, seed=2)}
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(ids)
+        torch.testing.assert_close(
+            model(inputs_embeds=embeds, **media).logits, model(input_ids=ids, **media).logits, atol=0, rtol=0
+        )
+        with pytest.raises(ValueError, match="Video features and video tokens do not match"):
+            model(inputs_embeds=embeds[:, :-4], **media)
+
+
+def test_generate_from_inputs_embeds_equals_input_ids():
+    model = in_table_model()
+    count = model.config.get_num_visual_tokens()
+    ids = torch.tensor([[1, 5, 6, *([11] * count), 8, 9]])
+    video = pixels(1, 4)
+    kwargs = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": PAD_ID}
+    with torch.no_grad():
+        from_ids = model.generate(input_ids=ids, pixel_values_videos=video, **kwargs)[:, ids.shape[1] :]
+        embeds = model.get_input_embeddings()(ids)
+        from_embeds = model.generate(inputs_embeds=embeds, pixel_values_videos=video, **kwargs)
+    assert from_embeds.tolist() == from_ids.tolist()
+
+
+def test_inputs_embeds_cannot_mark_placeholders_outside_the_embedding_table(model):
+    count = model.config.get_num_visual_tokens()
+    ids = torch.tensor([[1, 5, *([VIDEO_ID] * count), 8]])
+    embeds = model.get_input_embeddings()(ids.clamp(max=VOCAB - 1))
+    with pytest.raises(ValueError, match=r"<video> id 97 lies outside the embedding table \(96 rows\)"):
+        model(inputs_embeds=embeds, pixel_values_videos=pixels(1, 4))
 
 
 def test_forward_loss_and_logits_to_keep(model):

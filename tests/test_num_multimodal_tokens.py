@@ -31,19 +31,23 @@ def test_image_tokens_match_the_expansion(processor):
 
 
 def test_video_tokens_match_the_expansion(processor):
+    """`video_sizes` describe the frames to process (sampled already), as transformers defines them."""
     rng = np.random.default_rng(1)
-    videos = [rng.integers(0, 256, size, dtype=np.uint8)[..., None].repeat(3, -1) for size in VIDEO_SIZES]
-    inputs = processor(text=["<video>\nWhat?"] * len(videos), videos=videos, padding=True)
-    expected = processor._get_num_multimodal_tokens(video_sizes=[size[1:] for size in VIDEO_SIZES])
-    assert count(inputs["input_ids"], processor.video_token_id) == expected["num_video_tokens"]
-    num_frames = processor.video_processor.num_frames
-    assert inputs["pixel_values_videos"].shape[1] == num_frames  # sampled or padded to the model's frame count
+    expected = processor._get_num_multimodal_tokens(video_sizes=VIDEO_SIZES)["num_video_tokens"]
+    for size, tokens in zip(VIDEO_SIZES, expected):
+        video = rng.integers(0, 256, size, dtype=np.uint8)[..., None].repeat(3, -1)
+        inputs = processor(text="<video>\nWhat?", videos=[video], do_sample_frames=False)
+        assert count(inputs["input_ids"], processor.video_token_id) == [tokens]
+        # cut to max_frames (32), padded to the model's num_frames
+        num_frames = processor.video_processor.num_frames
+        assert inputs["pixel_values_videos"].shape[1] == max(min(size[0], 32), num_frames)
 
 
 def test_both_modalities_at_once(processor):
     image = Image.new("RGB", (100, 80))
     video = np.zeros((12, 40, 40, 3), dtype=np.uint8)
     inputs = processor(text="<image>\n<video>\nCompare.", images=[image], videos=[video])
-    expected = processor._get_num_multimodal_tokens(image_sizes=[(80, 100)], video_sizes=[(40, 40)])
+    num_frames = processor.video_processor.num_frames  # the 12 frames are sampled to these
+    expected = processor._get_num_multimodal_tokens(image_sizes=[(80, 100)], video_sizes=[(num_frames, 40, 40)])
     assert count(inputs["input_ids"], processor.image_token_id) == expected["num_image_tokens"]
     assert count(inputs["input_ids"], processor.video_token_id) == expected["num_video_tokens"]

@@ -173,7 +173,8 @@ def test_released_towers_come_from_the_presets(fixtures_dir):
         assert config.vision_config.model_type == f"{tower}_vision_model"
         assert config.vision_config.image_size == size
         processor = VideoLlama2Processor.from_pretrained(checkpoint)
-        assert processor._get_num_multimodal_tokens(video_sizes=[(360, 640)])["num_video_tokens"] == [
+        video_size = (config.num_frames, 360, 640)
+        assert processor._get_num_multimodal_tokens(video_sizes=[video_size])["num_video_tokens"] == [
             config.get_num_visual_tokens()
         ]
 

@@ -81,9 +81,12 @@ def test_tower_pixel_defaults_are_the_transformers_classes_defaults(tower_type):
     class's defaults: checked against the class itself, so the table cannot drift from transformers."""
     config = {"vision_config": {"model_type": tower_type, "patch_size": 14}, "projector_type": "stc_connector"}
     settings = processor_settings({}, {**config, "num_frames": 8})
-    image_class = getattr(transformers, settings["image_processor"]["image_processor_type"])
-    defaults = image_class()
+    assert settings["image_processor"]["image_processor_type"] == "VideoLlama2ImageProcessor"
+    tower_class = {"clip_vision_model": "CLIPImageProcessorPil", "siglip_vision_model": "SiglipImageProcessorPil"}
+    defaults = getattr(transformers, tower_class[tower_type])()
     video = settings["video_processor"]
+    image = {key: value for key, value in settings["image_processor"].items() if key != "image_processor_type"}
+    assert image == {key: value for key, value in video.items() if key != "num_frames"}  # one pixel pipeline
     for key in ("image_mean", "image_std"):
         assert list(video[key]) == list(getattr(defaults, key))
     assert video["do_center_crop"] == bool(defaults.do_center_crop)

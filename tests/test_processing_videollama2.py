@@ -8,9 +8,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from transformers import AutoProcessor
+from transformers import AutoImageProcessor, AutoProcessor, CLIPImageProcessorPil, SiglipImageProcessorPil
 
-from videollama2_hf import VideoLlama2Config, VideoLlama2Processor, num_visual_tokens
+from videollama2_hf import VideoLlama2Config, VideoLlama2ImageProcessor, VideoLlama2Processor, num_visual_tokens
 from videollama2_hf.original_checkpoint import original_processor
 from videollama2_hf.original_layout import convert_config, load_chat_template, load_original_tokenizer
 
@@ -123,7 +123,7 @@ def test_save_and_reload_through_auto_processor(mistral, tmp_path, image):
     processor.save_pretrained(tmp_path)
     reloaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(reloaded, VideoLlama2Processor)
-    assert type(reloaded.image_processor).__name__ == "CLIPImageProcessorPil"
+    assert type(reloaded.image_processor) is VideoLlama2ImageProcessor
     assert type(reloaded.video_processor) is type(processor.video_processor)
     assert reloaded.chat_template == processor.chat_template
     assert (reloaded.projector_type, reloaded.patch_size) == (processor.projector_type, processor.patch_size)
@@ -133,12 +133,51 @@ def test_save_and_reload_through_auto_processor(mistral, tmp_path, image):
     assert torch.equal(first["pixel_values"], second["pixel_values"])
 
 
+@pytest.mark.parametrize("variant", ["mistral", "qwen"])
+def test_saved_image_processor_gives_the_towers_pil_pixels_through_auto_image_processor(
+    variant, request, fixtures_dir, tmp_path, image
+):
+    """The tower's own PIL processor (what the original ran) and the saved one, loaded by the Auto class alone."""
+    processor, _ = request.getfixturevalue(variant)
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text())["image_processor"]
+    assert saved["image_processor_type"] == "VideoLlama2ImageProcessor"
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is VideoLlama2ImageProcessor
+    tower_folder = fixtures_dir / ("mistral_stc_f8" if variant == "mistral" else "qwen2_siglip_stcv35_f16")
+    settings = json.loads((tower_folder / "vision_tower" / "preprocessor_config.json").read_text())
+    settings = {key: value for key, value in settings.items() if not key.endswith("_type")}
+    tower = (CLIPImageProcessorPil if variant == "mistral" else SiglipImageProcessorPil)(**settings)
+    expected = tower(image, return_tensors="pt")["pixel_values"]
+    assert torch.equal(loaded(image, return_tensors="pt")["pixel_values"], expected)
+    assert torch.equal(processor(text="<image>", images=[image])["pixel_values"], expected)
+
+
+def test_from_pretrained_kwargs_reach_the_image_and_video_processors(mistral, tmp_path, image):
+    processor, _ = mistral
+    processor.save_pretrained(tmp_path)
+    changed = {"do_normalize": False, "size": {"height": 28, "width": 28}, "do_center_crop": False}
+    reloaded = VideoLlama2Processor.from_pretrained(tmp_path, **changed)
+    for sub_processor in (reloaded.image_processor, reloaded.video_processor):
+        assert sub_processor.do_normalize is False and sub_processor.do_center_crop is False
+        assert (sub_processor.size.height, sub_processor.size.width) == (28, 28)
+    pixels = reloaded(text="<image>", images=[image])["pixel_values"]
+    frames = reloaded(text="<video>", videos=[[np.asarray(image)] * 8])["pixel_values_videos"]
+    assert pixels.shape == (1, 3, 28, 28) and pixels.min() >= 0  # rescaled, not normalised
+    assert torch.equal(frames[0, 0], pixels[0])  # images and frames still get the same pipeline
+
+
 def test_num_multimodal_tokens_for_serving_engines(qwen, image):
     processor, config = qwen
-    data = processor._get_num_multimodal_tokens(image_sizes=[(380, 570), (10, 20)], video_sizes=[(146, 360, 640)])
+    data = processor._get_num_multimodal_tokens(
+        image_sizes=[(380, 570), (10, 20)], video_sizes=[(146, 360, 640), (16, 56, 56), (5, 90, 90)]
+    )
     expected = config.get_num_visual_tokens()
     assert data.num_image_tokens == [expected, expected]
-    assert data.num_video_tokens == [expected]
+    # (frames, height, width) of the frames to process: cut to max_frames (32), padded to num_frames (16)
+    assert data.num_video_tokens == [config.get_num_visual_tokens(32), expected, expected]
+    with pytest.raises(ValueError, match=r"\(num_frames, height, width\) per video"):
+        processor._get_num_multimodal_tokens(video_sizes=[(360, 640)])
     inputs = processor(text="<image>", images=[image])
     assert count(inputs["input_ids"], processor.image_token_id) == expected
 

@@ -429,9 +429,12 @@ def test_frame_folder(tmp_path, fixtures_dir):
     assert metadata.frames_indices == indices and metadata.fps == 3.0 and metadata.total_num_frames == 16
     expected = processor(list(frames[indices]), return_tensors="pt")["pixel_values_videos"]
     assert torch.equal(out["pixel_values_videos"], expected)
-    # a video given as a nested list of image paths uses every frame as given
+    # a video given as a nested list of image paths is taken as sampled already: used as given, never resampled
     paths = [str(tmp_path / f"frame_{i:03d}.png") for i in indices]
-    assert torch.equal(processor([paths], return_tensors="pt")["pixel_values_videos"], expected)
+    with pytest.raises(ValueError, match=r"Sampling frames from a list of images is not supported! Set `do_sample"):
+        processor([paths], return_tensors="pt")
+    out = processor([paths], do_sample_frames=False, return_tensors="pt")
+    assert torch.equal(out["pixel_values_videos"], expected)
 
 
 def test_gif_duplicates_collapse_then_black_padding(tmp_path):
@@ -478,6 +481,9 @@ def test_window_on_arrays_needs_fps():
     metadata = VideoMetadata(total_num_frames=100, fps=25.0)
     out = _processor()([video, video], start_time=1, end_time=2, video_metadata=[metadata, metadata])
     assert len(out["pixel_values_videos"]) == 2
+    # grouped per conversation, as transformers accepts metadata: [[{...}], [{...}]]
+    grouped = _processor()([video, video], fps=2, video_metadata=[[{"fps": 25}], [metadata]], return_metadata=True)
+    assert [m.frames_indices for m in grouped["video_metadata"]] == [sample_frame_indices(100, 8).tolist()] * 2
 
 
 # ------------------------------------------------------------------------------------------------- errors

@@ -20,6 +20,7 @@ _PUBLIC_NAMES = {
     "VideoLlama2Config": "configuration_videollama2",
     "VideoLlama2FeatureExtractor": "feature_extraction_videollama2",
     "VideoLlama2ForConditionalGeneration": "modeling_videollama2",
+    "VideoLlama2ImageProcessor": "image_processing_videollama2",
     "VideoLlama2Model": "modeling_videollama2",
     "VideoLlama2PreTrainedModel": "modeling_videollama2",
     "VideoLlama2Processor": "processing_videollama2",

@@ -10,11 +10,11 @@ from transformers import (
     AutoModelForMultimodalLM,
     AutoProcessor,
     AutoVideoProcessor,
-    CLIPImageProcessorPil,
 )
 
 from .configuration_videollama2 import VideoLlama2AudioEncoderConfig, VideoLlama2Config
 from .feature_extraction_videollama2 import VideoLlama2FeatureExtractor
+from .image_processing_videollama2 import VideoLlama2ImageProcessor
 from .modeling_beats import VideoLlama2AudioEncoder
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model
 from .original_checkpoint import register_original_checkpoints
@@ -23,16 +23,18 @@ from .video_processing_videollama2 import VideoLlama2VideoProcessor
 
 
 def register_auto_classes() -> None:
-    """Idempotent: the Auto classes, the image processor backend, and the readers of the released checkpoints."""
+    """Idempotent: the Auto classes, the image processor, and the readers of the released checkpoints."""
     AutoConfig.register(VideoLlama2Config.model_type, VideoLlama2Config, exist_ok=True)
     AutoModel.register(VideoLlama2Config, VideoLlama2Model, exist_ok=True)
     AutoModelForImageTextToText.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
     AutoModelForMultimodalLM.register(VideoLlama2Config, VideoLlama2ForConditionalGeneration, exist_ok=True)
     AutoProcessor.register(VideoLlama2Config, VideoLlama2Processor, exist_ok=True)
     AutoVideoProcessor.register(VideoLlama2Config, VideoLlama2VideoProcessor, exist_ok=True)
-    # The default tower is CLIP; converted checkpoints name their (CLIP or SigLIP) PIL image processor explicitly.
+    # Whichever backend is asked for: only PIL gives the original's pixels (transformers' torchvision resize differs).
     AutoImageProcessor.register(
-        VideoLlama2Config, image_processor_classes={"pil": CLIPImageProcessorPil}, exist_ok=True
+        VideoLlama2Config,
+        image_processor_classes={"pil": VideoLlama2ImageProcessor, "torchvision": VideoLlama2ImageProcessor},
+        exist_ok=True,
     )
     # The BEATs audio encoder of VideoLLaMA2.1-AV, a sub-model with its own config, and its filterbank extractor.
     AutoConfig.register(VideoLlama2AudioEncoderConfig.model_type, VideoLlama2AudioEncoderConfig, exist_ok=True)

@@ -18,6 +18,7 @@ from string import Template
 
 from .original_layout import convert_config, load_chat_template, load_original_tokenizer, processor_settings
 from .remote_code import (
+    IMAGE_PROCESSOR_AUTO_MAP,
     MODEL_AUTO_MAP,
     PROCESSOR_AUTO_MAP,
     VIDEO_PROCESSOR_AUTO_MAP,
@@ -94,7 +95,7 @@ def write_metadata(meta: FolderMetadata, folder: Path, should_stop) -> dict:
             **settings["processor"],
             "processor_class": "VideoLlama2Processor",
             "auto_map": PROCESSOR_AUTO_MAP,
-            "image_processor": settings["image_processor"],
+            "image_processor": {**settings["image_processor"], "auto_map": IMAGE_PROCESSOR_AUTO_MAP},
             "video_processor": {
                 **settings["video_processor"],
                 "video_processor_type": "VideoLlama2VideoProcessor",

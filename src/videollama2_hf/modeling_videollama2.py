@@ -198,6 +198,20 @@ class VideoLlama2PreTrainedModel(PreTrainedModel):
     _can_compile_fullgraph = True  # decode steps are text-only: generate compiles those, never the prefill
     _supports_attention_backend = True
 
+    def initialize_weights(self):
+        """Initialise the vision tower and the language model as their own classes do, then the rest.
+
+        transformers treats the whole tree of an out-of-library model as custom code and then skips the towers' init
+        of modules without direct parameters (CLIP/SigLIP attention and MLP scale their projections there), leaving
+        those weights at the generic 0.02 init. Each tower initialised as a top-level model gets its own scheme; its
+        modules are then marked initialised, so the pass below only reaches the connector (and never touches loaded
+        weights, which `from_pretrained` marks as well).
+        """
+        for module in self.modules():
+            if isinstance(module, PreTrainedModel) and not isinstance(module, VideoLlama2PreTrainedModel):
+                module.initialize_weights()
+        super().initialize_weights()
+
 
 class VideoLlama2Model(VideoLlama2PreTrainedModel):
     """Vision tower, connector and language model without the LM head."""
@@ -280,16 +294,38 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         vision_outputs.pooler_output = self.multi_modal_projector(frame_features)
         return vision_outputs
 
+    def _embed_ids(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """Token embeddings; placeholder ids past the embedding table (the released Mistral checkpoints have no
+        spare rows for `<image>`/`<video>`) are embedded as id 0, a row their visual features replace."""
+        embeddings = self.get_input_embeddings()
+        placeholder_ids = (self.config.image_token_id, self.config.video_token_id)
+        outside = [token_id for token_id in placeholder_ids if token_id >= embeddings.num_embeddings]
+        if outside:
+            input_ids = input_ids.masked_fill(torch.isin(input_ids, torch.tensor(outside, device=input_ids.device)), 0)
+        return embeddings(input_ids)
+
     def get_placeholder_mask(
-        self, input_ids: torch.LongTensor | None, token_id: int, features: torch.Tensor, modality: str
+        self,
+        input_ids: torch.LongTensor | None,
+        inputs_embeds: torch.Tensor,
+        token_id: int,
+        features: torch.Tensor,
+        modality: str,
     ) -> torch.BoolTensor:
-        """Positions of `modality` placeholders; their count must equal the number of feature rows."""
-        if input_ids is None:
-            raise ValueError(
-                f"Pass `input_ids` together with {modality} inputs: placeholders are found by their token id "
-                f"({token_id}), which may lie outside the embedding table."
-            )
-        mask = input_ids == token_id
+        """Positions of `modality` placeholders, found by id, or without ids (transformers' convention) as the
+        positions whose embedding is the placeholder token's. Their count must equal the number of feature rows."""
+        if input_ids is not None:
+            mask = input_ids == token_id
+        else:
+            embeddings = self.get_input_embeddings()
+            if token_id >= embeddings.num_embeddings:
+                raise ValueError(
+                    f"`inputs_embeds` cannot mark <{modality}> positions for this checkpoint: its <{modality}> id "
+                    f"{token_id} lies outside the embedding table ({embeddings.num_embeddings} rows). Pass "
+                    "`input_ids` instead."
+                )
+            placeholder = embeddings(torch.tensor(token_id, device=inputs_embeds.device)).to(inputs_embeds.dtype)
+            mask = (inputs_embeds == placeholder).all(-1)
         num_tokens, num_features = int(mask.sum()), features.shape[0]
         if num_tokens != num_features:
             raise ValueError(
@@ -320,12 +356,8 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         if (pixel_values is not None or pixel_values_videos is not None) and mm_encoder_outputs is not None:
             raise ValueError("You cannot pass both raw pixels and `mm_encoder_outputs`.")
 
-        placeholder_ids = (self.config.image_token_id, self.config.video_token_id)
         if inputs_embeds is None:
-            # Placeholder ids may sit past the vocabulary (the released LLMs have no spare rows): they are
-            # embedded as id 0 and overwritten by visual features below.
-            is_placeholder = (input_ids == placeholder_ids[0]) | (input_ids == placeholder_ids[1])
-            inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(is_placeholder, 0))
+            inputs_embeds = self._embed_ids(input_ids)
 
         mm_encoder_outputs = dict(mm_encoder_outputs) if mm_encoder_outputs is not None else {}
         if mm_encoder_outputs.get("image") is None and pixel_values is not None:
@@ -342,18 +374,14 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                 vision_feature_select_strategy=vision_feature_select_strategy,
                 return_dict=True,
             )
-        # Placeholders without pixels are a prefill error. generate compiles the decode steps only (text, no pixels),
-        # so the check stays out of compiled graphs, where reading the ids or the cache length would break them.
-        is_prefill = not torch.compiler.is_compiling() and (cache is None or cache.get_seq_length() == 0)
-        for modality, token_id in zip(("image", "video"), placeholder_ids):
+        # Without features, placeholder ids are ordinary tokens, as in transformers' own VLMs: assisted decoding and
+        # text-only checks run such steps. A prompt whose media were forgotten is caught by `generate` at prefill.
+        for modality, token_id in (("image", self.config.image_token_id), ("video", self.config.video_token_id)):
             if mm_encoder_outputs.get(modality) is None:
-                if is_prefill and input_ids is not None and (input_ids == token_id).any():
-                    pixels = "pixel_values" if modality == "image" else "pixel_values_videos"
-                    raise ValueError(f"The prompt holds <{modality}> tokens but no `{pixels}` were given.")
                 continue
             features = torch.cat(list(mm_encoder_outputs[modality].pooler_output), dim=0)
             features = features.to(inputs_embeds.device, inputs_embeds.dtype)
-            mask = self.get_placeholder_mask(input_ids, token_id, features, modality)
+            mask = self.get_placeholder_mask(input_ids, inputs_embeds, token_id, features, modality)
             inputs_embeds = inputs_embeds.masked_scatter(mask.unsqueeze(-1).to(inputs_embeds.device), features)
 
         outputs = self.language_model(
@@ -388,6 +416,42 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
 
     def get_video_features(self, pixel_values_videos: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]):
         return self.model.get_video_features(pixel_values_videos=pixel_values_videos, **kwargs)
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        is_first_iteration: bool | None = False,
+        **kwargs,
+    ):
+        """transformers' preparation, plus one check at the first step: a prompt whose `<image>`/`<video>` runs come
+        without their media is a user error here (in `forward`, such ids are ordinary tokens)."""
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids,
+            next_sequence_length=next_sequence_length,
+            cache=cache,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+        step_ids = model_inputs.get("input_ids")
+        if is_first_iteration and step_ids is not None:
+            encoded = model_inputs.get("mm_encoder_outputs") or {}
+            for modality, token_id, pixels in (
+                ("image", self.config.image_token_id, "pixel_values"),
+                ("video", self.config.video_token_id, "pixel_values_videos"),
+            ):
+                has_media = model_inputs.get(pixels) is not None or encoded.get(modality) is not None
+                if not has_media and (step_ids == token_id).any():
+                    raise ValueError(
+                        f"The prompt holds <{modality}> tokens but no `{pixels}` were given to `generate`: pass "
+                        f"the processor's whole output (`model.generate(**inputs)`)."
+                    )
+        return model_inputs
 
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")

@@ -14,13 +14,13 @@ Everything these readers know about the layout comes from `original_layout`; `vi
 points at the tower's config when the presets and the checkpoint do not have it (see `resolve_vision_tower`).
 """
 
-import transformers
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
 from transformers.core_model_loading import WeightRenaming
 
 from .configuration_videollama2 import VideoLlama2Config
+from .image_processing_videollama2 import VideoLlama2ImageProcessor
 from .original_layout import (
     HUB_KWARGS,
     ORIGINAL_TO_HF_KEY_PATTERNS,
@@ -80,10 +80,9 @@ def original_processor(path_or_repo_id, vision_tower=None, **kwargs) -> VideoLla
     tower = resolve_vision_tower(original_config, path_or_repo_id, vision_tower, **hub_kwargs(kwargs))
     config = convert_config(original_config, tower["config"], tokenizer.image_token_id, tokenizer.video_token_id)
     settings = processor_settings(tower["image_processor"], config)
-    image_settings = dict(settings["image_processor"])
-    image_processor_class = getattr(transformers, image_settings.pop("image_processor_type"))
+    image_settings = {key: value for key, value in settings["image_processor"].items() if not key.endswith("_type")}
     return VideoLlama2Processor(
-        image_processor=image_processor_class(**image_settings),
+        image_processor=VideoLlama2ImageProcessor(**image_settings),
         video_processor=VideoLlama2VideoProcessor(**settings["video_processor"]),
         tokenizer=tokenizer,
         chat_template=load_chat_template(config["text_config"]["model_type"]),

@@ -340,12 +340,8 @@ def load_original_tokenizer(path_or_repo_id, **kwargs):
     return tokenizer
 
 
-# The image processors of the towers, with the settings their classes default to where a tower's
-# preprocessor_config.json is silent (checked against the transformers classes in the tests).
-IMAGE_PROCESSOR_CLASSES = {
-    "clip_vision_model": "CLIPImageProcessorPil",
-    "siglip_vision_model": "SiglipImageProcessorPil",
-}
+# The settings the towers' own image processors (CLIPImageProcessorPil, SiglipImageProcessorPil) default to where a
+# tower's preprocessor_config.json is silent (checked against the transformers classes in the tests).
 _TOWER_PIXEL_DEFAULTS = {
     "clip_vision_model": {
         "do_center_crop": True,
@@ -377,9 +373,10 @@ _PIXEL_SETTINGS = (
 def processor_settings(image_processor_settings: dict, config: dict) -> dict:
     """The processor of a release as plain settings: `{"image_processor", "video_processor", "processor"}`.
 
-    `config` holds `VideoLlama2Config` keyword arguments (`convert_config`). Images use the tower's PIL image
-    processor, whose bicubic resize is what the original computed. Video frames get exactly the same pixel pipeline,
-    so every pixel setting is written out for the video processor, whose own defaults are CLIP's.
+    `config` holds `VideoLlama2Config` keyword arguments (`convert_config`). Images and video frames get exactly the
+    tower's pixel pipeline with PIL, whose bicubic resize is what the original computed: `VideoLlama2ImageProcessor`
+    (named in the settings, so that every loading path, `AutoImageProcessor` included, gives PIL pixels) and the
+    video processor, with every pixel setting written out since both classes default to CLIP's.
     """
     tower_type = config["vision_config"]["model_type"]
     settings = {key: value for key, value in image_processor_settings.items() if key in _PIXEL_SETTINGS}
@@ -390,13 +387,12 @@ def processor_settings(image_processor_settings: dict, config: dict) -> dict:
         )
     if isinstance(settings.get("crop_size"), int):
         settings["crop_size"] = {"height": settings["crop_size"], "width": settings["crop_size"]}
-    image_processor = {"image_processor_type": IMAGE_PROCESSOR_CLASSES[tower_type], **settings}
-    video_processor = {**_TOWER_PIXEL_DEFAULTS[tower_type], **settings, "num_frames": config["num_frames"]}
-    if not video_processor["do_center_crop"]:
-        video_processor["crop_size"] = None
+    pixels = {**_TOWER_PIXEL_DEFAULTS[tower_type], **settings}
+    if not pixels["do_center_crop"]:
+        pixels["crop_size"] = None
     return {
-        "image_processor": image_processor,
-        "video_processor": video_processor,
+        "image_processor": {"image_processor_type": "VideoLlama2ImageProcessor", **pixels},
+        "video_processor": {**pixels, "num_frames": config["num_frames"]},
         "processor": {
             "projector_type": config["projector_type"],
             "patch_size": config["vision_config"]["patch_size"],

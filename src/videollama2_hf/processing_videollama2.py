@@ -17,7 +17,7 @@ class VideoLlama2Processor(ProcessorMixin):
     Wraps the vision tower's image processor, [`VideoLlama2VideoProcessor`] and the tokenizer.
 
     Args:
-        image_processor: CLIP or SigLIP image processor (PIL backend, as the original).
+        image_processor ([`VideoLlama2ImageProcessor`]): the vision tower's preprocessing with PIL, as the original.
         video_processor ([`VideoLlama2VideoProcessor`]): decodes and samples videos.
         tokenizer: the language model's tokenizer, with `<image>` and `<video>` tokens.
         chat_template (`str`, *optional*): Jinja template (the releases' are in `chat_templates/`).
@@ -64,21 +64,6 @@ class VideoLlama2Processor(ProcessorMixin):
                 return processor
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
-    @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        """Load the image processor with the PIL backend unless asked otherwise: transformers defaults to torchvision,
-        whose bicubic resize differs from the original's PIL one by up to 0.015 after normalisation."""
-        backend = kwargs.pop("backend", None)
-        arguments = super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
-        if backend != "torchvision":
-            from transformers import AutoImageProcessor
-
-            hub_kwargs = {key: kwargs[key] for key in ("subfolder", "revision", "token", "cache_dir") if key in kwargs}
-            arguments[cls.get_attributes().index("image_processor")] = AutoImageProcessor.from_pretrained(
-                pretrained_model_name_or_path, backend="pil", **hub_kwargs
-            )
-        return arguments
-
     @property
     def image_num_frames(self) -> int:
         """Images are clips of this many identical frames (the model's `num_frames`)."""
@@ -98,18 +83,32 @@ class VideoLlama2Processor(ProcessorMixin):
         return self.video_token * self._num_tokens(video.shape[-2], video.shape[-1], video.shape[0])
 
     def _get_num_multimodal_tokens(self, image_sizes=None, video_sizes=None, **kwargs) -> MultiModalData:
-        """Placeholder counts for serving engines. Frames are resized to the tower's square input and every video
-        is sampled (or padded) to `num_frames`, so the count does not depend on the media size."""
+        """Placeholder counts for serving engines. Frames are resized to the tower's square input, so sizes do not
+        matter, and an image costs a clip of `num_frames` copies. `video_sizes` are `(num_frames, height, width)` of
+        the frames to process, as transformers defines them: at most `max_frames` are kept, and shorter clips are
+        padded with black frames to the model's `num_frames`, as the processor does."""
         side = self._processed_side()
-        per_item = self._num_tokens(side, side, self.image_num_frames)
         vision_data = {}
         if image_sizes is not None:
+            per_image = self._num_tokens(side, side, self.image_num_frames)
             vision_data.update(
-                num_image_tokens=[per_item] * len(image_sizes), num_image_patches=[1] * len(image_sizes)
+                num_image_tokens=[per_image] * len(image_sizes), num_image_patches=[1] * len(image_sizes)
             )
         if video_sizes is not None:
-            vision_data["num_video_tokens"] = [per_item] * len(video_sizes)
+            if any(len(size) != 3 for size in video_sizes):
+                raise ValueError(f"`video_sizes` must hold (num_frames, height, width) per video, got {video_sizes}.")
+            vision_data["num_video_tokens"] = [
+                self._num_tokens(side, side, self._processed_num_frames(num_frames))
+                for num_frames, _, _ in video_sizes
+            ]
         return MultiModalData(**vision_data)
+
+    def _processed_num_frames(self, num_frames: int) -> int:
+        """Frames a clip of `num_frames` frames has after the video processor's truncation and padding."""
+        max_frames, padded_to = self.video_processor.max_frames, self.video_processor.num_frames
+        if max_frames is not None:
+            num_frames, padded_to = min(num_frames, max_frames), min(padded_to, max_frames)
+        return max(num_frames, padded_to)
 
     def _processed_side(self) -> int:
         processor = self.image_processor

@@ -19,6 +19,10 @@ MODEL_AUTO_MAP = {
     "AutoModelForImageTextToText": "modeling_videollama2.VideoLlama2ForConditionalGeneration",
 }
 PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_videollama2.VideoLlama2Processor"}
+IMAGE_PROCESSOR_AUTO_MAP = {
+    **PROCESSOR_AUTO_MAP,
+    "AutoImageProcessor": "image_processing_videollama2.VideoLlama2ImageProcessor",
+}
 VIDEO_PROCESSOR_AUTO_MAP = {
     **PROCESSOR_AUTO_MAP,
     "AutoVideoProcessor": "video_processing_videollama2.VideoLlama2VideoProcessor",
@@ -46,7 +50,8 @@ def _module_files(auto_maps: list[dict]) -> list[Path]:
 
 def copy_remote_code(folder) -> list[str]:
     """Copy the model, processor and pipeline code into `folder`; returns the file names."""
-    files = _module_files([MODEL_AUTO_MAP, VIDEO_PROCESSOR_AUTO_MAP, {VQA_TASK: VQA_PIPELINE_ENTRY["impl"]}])
+    auto_maps = [MODEL_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, VIDEO_PROCESSOR_AUTO_MAP]
+    files = _module_files([*auto_maps, {VQA_TASK: VQA_PIPELINE_ENTRY["impl"]}])
     for file in files:
         shutil.copyfile(file, Path(folder) / file.name)
     return [file.name for file in files]
@@ -70,4 +75,10 @@ def add_vqa_pipeline_to_folder(folder) -> Path:
     return target
 
 
-__all__ = ["MODEL_AUTO_MAP", "PROCESSOR_AUTO_MAP", "VIDEO_PROCESSOR_AUTO_MAP", "add_vqa_pipeline_to_folder"]
+__all__ = [
+    "IMAGE_PROCESSOR_AUTO_MAP",
+    "MODEL_AUTO_MAP",
+    "PROCESSOR_AUTO_MAP",
+    "VIDEO_PROCESSOR_AUTO_MAP",
+    "add_vqa_pipeline_to_folder",
+]

@@ -329,6 +329,11 @@ def _is_image_file(item) -> bool:
     return isinstance(item, (str, os.PathLike)) and os.path.splitext(item)[1].lower() in _IMAGE_FILE_EXTENSIONS
 
 
+def _is_frame_list(item) -> bool:
+    """One video given as its frames: images, arrays or image files."""
+    return isinstance(item, (list, tuple)) and bool(item) and all(_is_frame(x) or _is_image_file(x) for x in item)
+
+
 def _is_video(item) -> bool:
     if isinstance(item, (np.ndarray, torch.Tensor)):
         return item.ndim == 4
@@ -341,13 +346,13 @@ def split_videos(videos) -> list:
     """One entry per video. A flat list of frames is one video; a list of videos (or a 5-D array) is a batch.
 
     A list of paths is a batch of videos; a video given as image files is a nested list (`[["f1.jpg", ...]]`).
-    `apply_chat_template` groups videos per conversation (`[["a.mp4"], [], [frames]]`): groups whose items are
-    videos, not frames or image files, are flattened.
+    `apply_chat_template` groups videos per conversation (`[["a.mp4"], [], [frames]]`, or `[[["f1.jpg", ...]]]`
+    for a video given as image files): groups whose items are videos, not frames or image files, are flattened.
     """
     if isinstance(videos, (list, tuple)) and videos and all(isinstance(group, (list, tuple)) for group in videos):
         items = [item for group in videos for item in group]
         if items and not any(_is_frame(item) or _is_image_file(item) for item in items):
-            return [video for item in items for video in split_videos(item)]
+            return [video for item in items for video in ([item] if _is_frame_list(item) else split_videos(item))]
     if is_video_source(videos) or _is_frame(videos):
         return [videos if is_video_source(videos) else [videos]]
     if isinstance(videos, (np.ndarray, torch.Tensor)):

@@ -324,14 +324,17 @@ class _InlineExecutor:
 
 
 def _given_fps(video_metadata, num_videos: int) -> list[float | None]:
-    """Frame rate of each video from user metadata (dicts or `VideoMetadata`, one per video); None if not given.
+    """Frame rate of each video from user metadata (dicts or `VideoMetadata`, one per video, possibly grouped per
+    conversation as `[[{...}], ...]`, as transformers accepts it); None if not given.
 
-    Only the rate matters here (for time windows on arrays): frame counts come from the videos themselves.
+    Only the rate matters here (for time windows and `fps` sampling of arrays): frame counts come from the videos.
     """
     if video_metadata is None:
         return [None] * num_videos
     if not isinstance(video_metadata, (list, tuple)):
         video_metadata = [video_metadata]
+    if all(isinstance(group, (list, tuple)) for group in video_metadata):
+        video_metadata = [metadata for group in video_metadata for metadata in group]
     if len(video_metadata) != num_videos:
         raise ValueError(f"Got {len(video_metadata)} `video_metadata` entries for {num_videos} videos; pass one each.")
     return [None if metadata is None else metadata.get("fps") for metadata in video_metadata]
@@ -350,8 +353,11 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     array or tensor, a list of frames (PIL images or arrays), or a list of any of these (a batch). Files are decoded
     with PyAV (never torchcodec). `num_frames` frames are sampled from files and from 4-D arrays, as other transformers
     video processors do with `do_sample_frames=True`; pass `do_sample_frames=False` to use an array's frames as they
-    are, like the original did. Lists of frames are always used as given. Clips shorter than `num_frames` are padded
-    with black frames, then at most `max_frames` frames are kept.
+    are, like the original did. Lists of frames are used as given; a list of image files needs
+    `do_sample_frames=False` (as in transformers, such frames are taken to be sampled already). Clips shorter than
+    `num_frames` are padded with black frames (the original's padding), then at most `max_frames` frames are kept.
+    Asking for more frames than a clip has repeats frames, as the original's sampler does, where transformers' default
+    sampler raises.
 
     `start_time`/`end_time` (seconds) restrict sampling to a window, and `fps` samples that many frames per second
     instead of `num_frames` (without padding); both apply where frames are sampled. Arrays need
@@ -442,6 +448,12 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
             if is_video_source(video):
                 frames, metadata = open_video(video, sample_indices_fn if do_sample_frames else None, self.max_frames)
             elif isinstance(video, (list, tuple)):  # frames, used as given
+                if do_sample_frames and any(isinstance(frame, (str, os.PathLike)) for frame in video):
+                    # image files of a video are taken to be its sampled frames already, as in transformers
+                    raise ValueError(
+                        "Sampling frames from a list of images is not supported! Set `do_sample_frames=False` to use "
+                        "these image files as the video's frames."
+                    )
                 frames = [load_image(frame) if isinstance(frame, (str, os.PathLike)) else frame for frame in video]
                 metadata = VideoMetadata(
                     total_num_frames=len(frames), fps=fps, frames_indices=list(range(len(frames)))
