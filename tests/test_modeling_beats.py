@@ -6,7 +6,6 @@ return_dict, attention backends, save/load, initialisation, user errors).
 
 import json
 import math
-import re
 
 import numpy as np
 import pytest
@@ -16,7 +15,8 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel
 
 from videollama2_hf import VideoLlama2AudioEncoder, VideoLlama2AudioEncoderConfig
-from videollama2_hf.modeling_beats import ORIGINAL_AUDIO_TOWER_KEY_PATTERNS, relative_position_bucket
+from videollama2_hf.modeling_beats import relative_position_bucket
+from videollama2_hf.original_layout import convert_original_key
 
 
 AV_VARIANT = "qwen2_siglip_av"
@@ -45,12 +45,9 @@ TINY.update(num_attention_heads=4, num_conv_pos_embeddings=8, num_conv_pos_embed
 
 
 def convert_key(key: str) -> str | None:
-    """Our name of an original `model.audio_tower.*` tensor (None: not kept)."""
-    key = key.removeprefix(TOWER_PREFIX)
-    for pattern, replacement in ORIGINAL_AUDIO_TOWER_KEY_PATTERNS:
-        if re.search(pattern, key):
-            return None if replacement is None else re.sub(pattern, replacement, key)
-    return key
+    """Our name (inside the encoder) of an original `model.audio_tower.*` tensor (None: not kept)."""
+    name = convert_original_key(key)
+    return None if name is None else name.removeprefix(TOWER_PREFIX)
 
 
 @pytest.fixture(scope="module")

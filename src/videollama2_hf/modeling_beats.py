@@ -7,7 +7,7 @@ adds a relative-position bias that all layers share and that each layer gates pe
 
 Parameter names follow the original BEATs module, so that a release's `model.audio_tower.*` tensors load after a
 prefix rename; only `encoder.pos_conv.0.*` loses its `0.` and the relative-position table, which the original
-aliases into every layer, lives once on the encoder (see `ORIGINAL_AUDIO_TOWER_KEY_PATTERNS`).
+aliases into every layer, lives once on the encoder (the release's key table: `original_layout`).
 """
 
 import math
@@ -27,16 +27,6 @@ from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_videollama2 import VideoLlama2AudioEncoderConfig
 
-
-# Original BEATs tensor names (relative to `model.audio_tower.`) -> names in `VideoLlama2AudioEncoder`. Every other
-# name is unchanged. The original's layers all reference layer 0's relative-position table, and its trainer saved one
-# identical copy per layer: only layer 0's is kept. `predictor` is BEATs' AudioSet classifier, unused by VideoLLaMA2.
-ORIGINAL_AUDIO_TOWER_KEY_PATTERNS: list[tuple[str, str | None]] = [
-    (r"^encoder\.pos_conv\.0\.", "encoder.pos_conv."),
-    (r"^encoder\.layers\.0\.self_attn\.relative_attention_bias\.", "encoder.relative_attention_bias."),
-    (r"^encoder\.layers\.\d+\.self_attn\.relative_attention_bias\.", None),
-    (r"^predictor\.", None),
-]
 
 # The original normalises each kernel tap of the positional convolution with this epsilon (torch's weight_norm
 # has none), in float32.
@@ -302,7 +292,6 @@ class VideoLlama2AudioEncoder(VideoLlama2AudioEncoderPreTrainedModel):
 
 
 __all__ = [
-    "ORIGINAL_AUDIO_TOWER_KEY_PATTERNS",
     "VideoLlama2AudioEncoder",
     "VideoLlama2AudioEncoderPreTrainedModel",
 ]

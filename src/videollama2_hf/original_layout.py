@@ -27,6 +27,15 @@ from .token_counts_videollama2 import DEFAULT_DOWNSAMPLE, DEFAULT_NUM_FRAMES
 # Original key -> transformers key. The first pattern that matches wins; the patterns are disjoint and anchored, so
 # applying them one after the other (as transformers' load-time renaming does) gives the same result.
 ORIGINAL_TO_HF_KEY_PATTERNS: list[tuple[str, str]] = [
+    # VideoLLaMA2.1-AV: BEATs keeps its names, but for its positional convolution (`pos_conv.0` of an
+    # nn.Sequential) and the relative-position table, which every layer shares (it lives once on the encoder)
+    (r"^model\.audio_tower\.encoder\.pos_conv\.0\.", "model.audio_tower.encoder.pos_conv."),
+    (
+        r"^model\.audio_tower\.encoder\.layers\.0\.self_attn\.relative_attention_bias\.",
+        "model.audio_tower.encoder.relative_attention_bias.",
+    ),
+    (r"^model\.audio_tower\.", "model.audio_tower."),
+    *[(rf"^model\.mm_projector_a\.{2 * i}\.", f"model.audio_projector.linear_{i + 1}.") for i in range(2)],
     (r"^model\.vision_tower\.vision_tower\.vision_model\.", "model.vision_tower."),
     # readout MLP of STC/STP (`readout.0`, `readout.2`) and the whole `mlp2x_gelu` projector (`0`, `2`)
     *[
@@ -41,25 +50,34 @@ ORIGINAL_TO_HF_KEY_PATTERNS: list[tuple[str, str]] = [
     (r"^lm_head\.weight$", "lm_head.weight"),
 ]
 _COMPILED_PATTERNS = [(re.compile(pattern), replacement) for pattern, replacement in ORIGINAL_TO_HF_KEY_PATTERNS]
+# Tensors of a release that no model part reads: BEATs' AudioSet classifier, and the copies of the shared relative-
+# position table that the release's trainer saved under every layer beside layer 0 (identical values).
+ORIGINAL_UNUSED_KEY_PATTERNS = [
+    r"^model\.audio_tower\.predictor\.",
+    r"^model\.audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
+]
+_COMPILED_UNUSED = [re.compile(pattern) for pattern in ORIGINAL_UNUSED_KEY_PATTERNS]
 
 # Parts of a model in the transformers layout, by tensor-name prefix.
 COMPONENT_PREFIXES = {
     "vision tower": "model.vision_tower.",
     "projector": "model.multi_modal_projector.",
+    "audio tower": "model.audio_tower.",
+    "audio projector": "model.audio_projector.",
     "language model": "model.language_model.",
     "lm head": "lm_head.",
 }
 
 
-def convert_original_key(key: str) -> str:
-    """transformers name of an original checkpoint tensor; unknown names raise, so nothing is silently dropped."""
+def convert_original_key(key: str) -> str | None:
+    """transformers name of an original checkpoint tensor, None for the tensors no model part reads
+    (`ORIGINAL_UNUSED_KEY_PATTERNS`); unknown names raise, so nothing is dropped by accident."""
+    if any(pattern.search(key) for pattern in _COMPILED_UNUSED):
+        return None
     for pattern, replacement in _COMPILED_PATTERNS:
         if pattern.search(key):
             return pattern.sub(replacement, key)
-    raise KeyError(
-        f"Unknown tensor {key!r} in the source checkpoint: it is not part of a VideoLLaMA2 vision/language model "
-        "(audio-visual checkpoints are not supported)."
-    )
+    raise KeyError(f"Unknown tensor {key!r} in the source checkpoint: it is not part of a VideoLLaMA2 model.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -178,6 +196,15 @@ _MULTIMODAL_CONFIG_KEYS = {
     "dtype",
     "transformers_version",
     "model_type",
+    # VideoLLaMA2.1-AV
+    "mm_audio_tower",
+    "mm_hidden_size_a",
+    "hidden_size_a",
+    "mm_projector_a_type",
+    "mm_projector_a_lr",
+    "tune_mm_mlp_adapter_a",
+    "freeze_mm_mlp_adapter_a",
+    "tune_audio_tower",
 }
 
 
@@ -199,8 +226,50 @@ def language_model_type(original_config: dict) -> str:
     return family
 
 
-def convert_config(original_config: dict, vision_tower_config: dict, image_token_id: int, video_token_id: int) -> dict:
-    """`VideoLlama2Config` keyword arguments from a release's config.json and its tower's config.json.
+def is_audio_visual(original_config: dict) -> bool:
+    """True for a VideoLLaMA2.1-AV release (it has a BEATs audio tower)."""
+    return "mm_audio_tower" in original_config
+
+
+def audio_encoder_config(shapes: dict[str, list[int]] | None = None) -> dict:
+    """`VideoLlama2AudioEncoderConfig` keyword arguments of a release's audio tower.
+
+    The original never stores its BEATs config: it builds the encoder from its code defaults (BEATs iter3+, the
+    config class's defaults here). The sizes are read back from the tensor shapes when the release's weight headers
+    are at hand (`shapes`: original tensor name -> shape), so that any width (the test fixtures' included) loads.
+    """
+    config = {"model_type": "videollama2_audio_encoder"}
+    if not shapes:
+        return config
+    tower = {key.removeprefix("model.audio_tower."): shape for key, shape in shapes.items() if "audio_tower." in key}
+    patch = tower["patch_embedding.weight"]  # (patch_embedding_dim, 1, patch, patch)
+    positional = tower["encoder.pos_conv.0.weight_v"]  # (hidden, hidden / groups, kernel)
+    hidden = tower["post_extract_proj.weight"][0]
+    return {
+        **config,
+        "patch_embedding_dim": patch[0],
+        "patch_size": patch[2],
+        "patch_embedding_bias": "patch_embedding.bias" in tower,
+        "hidden_size": hidden,
+        "intermediate_size": tower["encoder.layers.0.fc1.weight"][0],
+        "num_hidden_layers": len({key.split(".")[2] for key in tower if key.startswith("encoder.layers.")}),
+        "num_attention_heads": tower["encoder.layers.0.self_attn.grep_a"][1],
+        "num_conv_pos_embeddings": positional[2],
+        "num_conv_pos_embedding_groups": hidden // positional[1],
+        "num_buckets": tower["encoder.layers.0.self_attn.relative_attention_bias.weight"][0],
+    }
+
+
+def convert_config(
+    original_config: dict,
+    vision_tower_config: dict,
+    image_token_id: int,
+    video_token_id: int,
+    audio_token_id: int | None = None,
+    audio_config: dict | None = None,
+) -> dict:
+    """`VideoLlama2Config` keyword arguments from a release's config.json and its tower's config.json (and, for an
+    audio-visual release, the `<audio>` token id and `audio_encoder_config`).
 
     `vision_tower_config` may be a full CLIPConfig/SiglipConfig dict (its `vision_config` is used) or a vision config.
     """
@@ -223,6 +292,15 @@ def convert_config(original_config: dict, vision_tower_config: dict, image_token
         "image_token_id": image_token_id,
         "video_token_id": video_token_id,
         "tie_word_embeddings": original_config.get("tie_word_embeddings", False),
+        **(
+            {
+                "audio_config": audio_config or audio_encoder_config(),
+                "audio_projector_type": original_config.get("mm_projector_a_type", "mlp2x_gelu"),
+                "audio_token_id": audio_token_id,
+            }
+            if is_audio_visual(original_config)
+            else {}
+        ),
     }
 
 
@@ -322,8 +400,9 @@ def load_chat_template(family: str) -> str:
     return (CHAT_TEMPLATE_DIR / f"{backbone_defaults(family)['chat_template']}.jinja").read_text()
 
 
-def load_original_tokenizer(path_or_repo_id, **kwargs):
-    """The released tokenizer with `<image>`/`<video>` appended as special tokens.
+def load_original_tokenizer(path_or_repo_id, audio: bool = False, **kwargs):
+    """The released tokenizer with `<image>`/`<video>` (and, for an audio-visual release, `<audio>`) appended as
+    special tokens.
 
     The generic `TokenizersBackend` runs the checkpoint's own tokenizer.json pipeline; transformers 5's
     `LlamaTokenizer` rebuilds a Metaspace pipeline that drops the legacy "▁" after `<s>`, which would change the
@@ -331,9 +410,12 @@ def load_original_tokenizer(path_or_repo_id, **kwargs):
     """
     from transformers import TokenizersBackend
 
-    tokenizer = TokenizersBackend.from_pretrained(
-        path_or_repo_id, extra_special_tokens={"image_token": "<image>", "video_token": "<video>"}, **kwargs
-    )
+    placeholders = {
+        "image_token": "<image>",
+        "video_token": "<video>",
+        **({"audio_token": "<audio>"} if audio else {}),
+    }
+    tokenizer = TokenizersBackend.from_pretrained(path_or_repo_id, extra_special_tokens=placeholders, **kwargs)
     if tokenizer.pad_token is None:  # the original sets pad = unk when missing
         tokenizer.pad_token = tokenizer.unk_token
     tokenizer.padding_side = "left"  # batched generation; the original only padded (right) for training
@@ -404,12 +486,15 @@ def processor_settings(image_processor_settings: dict, config: dict) -> dict:
 __all__ = [
     "COMPONENT_PREFIXES",
     "ORIGINAL_TO_HF_KEY_PATTERNS",
+    "ORIGINAL_UNUSED_KEY_PATTERNS",
     "backbone_defaults",
+    "audio_encoder_config",
     "convert_config",
     "convert_original_key",
     "detect_preset",
     "format_presets",
     "get_preset",
+    "is_audio_visual",
     "is_original_config",
     "known_vision_tower",
     "list_presets",
