@@ -13,6 +13,8 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel
+from transformers.conversion_mapping import get_checkpoint_conversion_mapping
+from transformers.core_model_loading import apply_renamings
 
 from videollama2_hf import VideoLlama2AudioEncoder, VideoLlama2AudioEncoderConfig
 from videollama2_hf.modeling_beats import relative_position_bucket
@@ -45,9 +47,13 @@ TINY.update(num_attention_heads=4, num_conv_pos_embeddings=8, num_conv_pos_embed
 
 
 def convert_key(key: str) -> str | None:
-    """Our name (inside the encoder) of an original `model.audio_tower.*` tensor (None: not kept)."""
+    """Our name (inside the encoder) of an original `model.audio_tower.*` tensor (None: not kept): the release's key
+    table, then the renamings transformers applies to every checkpoint when loading (`weight_g`/`weight_v` of a
+    weight norm become the parametrization's `original0`/`original1`)."""
     name = convert_original_key(key)
-    return None if name is None else name.removeprefix(TOWER_PREFIX)
+    if name is None:
+        return None
+    return apply_renamings(name, get_checkpoint_conversion_mapping("legacy")).removeprefix(TOWER_PREFIX)
 
 
 @pytest.fixture(scope="module")
@@ -168,9 +174,10 @@ def test_relative_position_buckets():
 
 def test_position_conv_weight_norm_has_the_originals_epsilon(fixture_encoder):
     conv = fixture_encoder.encoder.pos_conv
-    g, v = conv.weight_g.detach().double().numpy(), conv.weight_v.detach().double().numpy()
+    originals = conv.parametrizations.weight
+    g, v = (tensor.detach().double().numpy() for tensor in (originals.original0, originals.original1))
     expected = g * v / np.sqrt((v**2).sum(axis=(0, 1), keepdims=True) + 1e-6)
-    np.testing.assert_allclose(conv.weight().detach().numpy(), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(conv.weight.detach().numpy(), expected, rtol=1e-6, atol=1e-7)
 
 
 def tiny_encoder(**kwargs) -> VideoLlama2AudioEncoder:
@@ -223,7 +230,7 @@ def test_initialisation():
     """Position conv: `g` starts as the per-tap norm of `v`, so the effective weight is `v`; gates open at 1."""
     model = tiny_encoder()
     conv = model.encoder.pos_conv
-    torch.testing.assert_close(conv.weight(), conv.weight_v, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(conv.weight, conv.parametrizations.weight.original1, rtol=1e-5, atol=1e-6)
     attention = model.encoder.layers[0].self_attn
     assert torch.equal(attention.grep_a, torch.ones_like(attention.grep_a))
     assert not attention.q_proj.bias.any() and not attention.out_proj.bias.any()

@@ -1,6 +1,7 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """VideoLLaMA2 configuration."""
 
+import re
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
@@ -19,123 +20,6 @@ from .token_counts_videollama2 import (
 
 SUPPORTED_VISION_MODEL_TYPES = ("clip_vision_model", "siglip_vision_model")
 SUPPORTED_TEXT_MODEL_TYPES = ("mistral", "mixtral", "qwen2", "llama")
-
-
-@strict
-class VideoLlama2Config(PreTrainedConfig):
-    r"""
-    Configuration of a VideoLLaMA2 model: a CLIP or SigLIP vision tower, a spatial-temporal connector and a
-    Mistral / Mixtral / Qwen2 / Llama language model.
-
-    Args:
-        vision_config (`dict` or `PreTrainedConfig`, *optional*):
-            Vision tower config (`clip_vision_model` or `siglip_vision_model`). Defaults to CLIP ViT-L/14-336.
-        text_config (`dict` or `PreTrainedConfig`, *optional*):
-            Language model config (`mistral`, `mixtral`, `qwen2` or `llama`). Defaults to Mistral-7B.
-        projector_type (`str`, *optional*, defaults to `"stc_connector"`):
-            Connector between tower and LLM: `stc_connector` (VideoLLaMA2), `stc_connector_v35` (VideoLLaMA2.1),
-            `stp_connector`, `mlp2x_gelu` or `linear`.
-        projector_depth (`int`, *optional*, defaults to 4):
-            Number of RegNet bottleneck blocks in each of the two RegStages of the STC/STP connectors.
-        projector_mlp_depth (`int`, *optional*, defaults to 2):
-            Number of linear layers of the connector's readout MLP.
-        projector_downsample (`list[int]`, *optional*, defaults to `[2, 2, 2]`):
-            (time, height, width) kernel and stride of the connector's sampler.
-        num_frames (`int`, *optional*, defaults to 8):
-            Frames per clip; images are replicated to this many frames.
-        vision_feature_layer (`int`, *optional*, defaults to -2):
-            Index into the tower's hidden states used as visual features.
-        vision_feature_select_strategy (`str`, *optional*, defaults to `"default"`):
-            `"default"` drops the CLS token (CLIP), `"full"` keeps every token (SigLIP has no CLS).
-        image_token_id (`int`, *optional*, defaults to 32000):
-            Id of the `<image>` placeholder token.
-        video_token_id (`int`, *optional*, defaults to 32001):
-            Id of the `<video>` placeholder token.
-    """
-
-    model_type = "videollama2"
-    sub_configs_defaults = {
-        "vision_config": SubConfigSpec(
-            config_class=AutoConfig,
-            model_type="clip_vision_model",
-            init_kwargs={
-                "hidden_size": 1024,
-                "intermediate_size": 4096,
-                "num_hidden_layers": 24,
-                "num_attention_heads": 16,
-                "image_size": 336,
-                "patch_size": 14,
-                "projection_dim": 768,
-                "hidden_act": "quick_gelu",
-            },
-        ),
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="mistral"),
-    }
-
-    vision_config: dict | PreTrainedConfig | None = None
-    text_config: dict | PreTrainedConfig | None = None
-    projector_type: str = "stc_connector"
-    projector_depth: int = 4
-    projector_mlp_depth: int = 2
-    projector_downsample: list[int] | tuple[int, int, int] = DEFAULT_DOWNSAMPLE
-    num_frames: int = DEFAULT_NUM_FRAMES
-    vision_feature_layer: int = -2
-    vision_feature_select_strategy: Literal["default", "full"] = "default"
-    image_token_id: int = 32000
-    video_token_id: int = 32001
-    tie_word_embeddings: bool = False
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.projector_downsample = list(self.projector_downsample)
-        if not self.tie_word_embeddings and self.text_config.tie_word_embeddings:
-            self.tie_word_embeddings = self.text_config.tie_word_embeddings
-
-    def validate_architecture(self):
-        """Reject what the model cannot build, at config time rather than deep inside `forward`."""
-        super().validate_architecture()
-        if self.projector_type not in SUPPORTED_PROJECTOR_TYPES:
-            raise ValueError(
-                f"Unsupported projector_type {self.projector_type!r}; "
-                f"VideoLLaMA2 supports {SUPPORTED_PROJECTOR_TYPES}."
-            )
-        if self.vision_config.model_type not in SUPPORTED_VISION_MODEL_TYPES:
-            raise ValueError(
-                f"Unsupported vision tower {self.vision_config.model_type!r}; "
-                f"VideoLLaMA2 supports {SUPPORTED_VISION_MODEL_TYPES}."
-            )
-        if self.text_config.model_type not in SUPPORTED_TEXT_MODEL_TYPES:
-            raise ValueError(
-                f"Unsupported language model {self.text_config.model_type!r}; "
-                f"VideoLLaMA2 supports {SUPPORTED_TEXT_MODEL_TYPES}."
-            )
-        if len(self.projector_downsample) != 3:
-            raise ValueError(f"projector_downsample must be (time, height, width), got {self.projector_downsample}.")
-        if self.num_frames < 1:
-            raise ValueError(f"num_frames must be positive, got {self.num_frames}.")
-        if self.vision_feature_select_strategy == "default" and self.vision_config.model_type == "siglip_vision_model":
-            raise ValueError(
-                "SigLIP has no CLS token to drop: use vision_feature_select_strategy='full' with a SigLIP tower."
-            )
-
-    @property
-    def sampler_padding(self) -> int:
-        """Zero padding of the connector's Conv3d sampler (only `stc_connector` pads)."""
-        return SAMPLER_PADDING.get(self.projector_type, 0)
-
-    @property
-    def vision_grid_size(self) -> int:
-        """Side of the tower's patch grid (24 for CLIP-336, 27 for SigLIP-384)."""
-        return self.vision_config.image_size // self.vision_config.patch_size
-
-    def get_num_visual_tokens(self, num_frames: int | None = None) -> int:
-        """Tokens per image or per `num_frames`-frame video (defaults to `self.num_frames`)."""
-        return num_visual_tokens(
-            self.projector_type,
-            self.vision_grid_size,
-            self.num_frames if num_frames is None else num_frames,
-            self.projector_downsample,
-        )
 
 
 @strict
@@ -233,6 +117,156 @@ class VideoLlama2AudioEncoderConfig(PreTrainedConfig):
     def get_num_audio_tokens(self, num_frames: int) -> int:
         """Encoder output length for a filterbank of `num_frames` frames (1496 for the 2998 frames of 30 s)."""
         return num_audio_tokens(num_frames, self.num_mel_bins, self.patch_size)
+
+
+@strict
+class VideoLlama2Config(PreTrainedConfig):
+    r"""
+    Configuration of a VideoLLaMA2 model: a CLIP or SigLIP vision tower, a spatial-temporal connector and a
+    Mistral / Mixtral / Qwen2 / Llama language model; VideoLLaMA2.1-AV adds a BEATs audio encoder and its projector.
+
+    Args:
+        vision_config (`dict` or `PreTrainedConfig`, *optional*):
+            Vision tower config (`clip_vision_model` or `siglip_vision_model`). Defaults to CLIP ViT-L/14-336.
+        text_config (`dict` or `PreTrainedConfig`, *optional*):
+            Language model config (`mistral`, `mixtral`, `qwen2` or `llama`). Defaults to Mistral-7B.
+        projector_type (`str`, *optional*, defaults to `"stc_connector"`):
+            Connector between tower and LLM: `stc_connector` (VideoLLaMA2), `stc_connector_v35` (VideoLLaMA2.1),
+            `stp_connector`, `mlp2x_gelu` or `linear`.
+        projector_depth (`int`, *optional*, defaults to 4):
+            Number of RegNet bottleneck blocks in each of the two RegStages of the STC/STP connectors.
+        projector_mlp_depth (`int`, *optional*, defaults to 2):
+            Number of linear layers of the connector's readout MLP.
+        projector_downsample (`list[int]`, *optional*, defaults to `[2, 2, 2]`):
+            (time, height, width) kernel and stride of the connector's sampler.
+        num_frames (`int`, *optional*, defaults to 8):
+            Frames per clip; images are replicated to this many frames.
+        vision_feature_layer (`int`, *optional*, defaults to -2):
+            Index into the tower's hidden states used as visual features.
+        vision_feature_select_strategy (`str`, *optional*, defaults to `"default"`):
+            `"default"` drops the CLS token (CLIP), `"full"` keeps every token (SigLIP has no CLS).
+        image_token_id (`int`, *optional*, defaults to 32000):
+            Id of the `<image>` placeholder token.
+        video_token_id (`int`, *optional*, defaults to 32001):
+            Id of the `<video>` placeholder token.
+        audio_config (`dict` or `VideoLlama2AudioEncoderConfig`, *optional*):
+            BEATs audio encoder of an audio-visual model (VideoLLaMA2.1-AV). `None` (the default) builds no audio
+            parts at all.
+        audio_projector_type (`str`, *optional*, defaults to `"mlp2x_gelu"`):
+            Projector from the audio encoder to the LLM: `linear` or `mlp<N>x_gelu` (N linear layers with GELU
+            between them). Only read when `audio_config` is set.
+        audio_token_id (`int`, *optional*):
+            Id of the `<audio>` placeholder token; required with `audio_config`.
+    """
+
+    model_type = "videollama2"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="clip_vision_model",
+            init_kwargs={
+                "hidden_size": 1024,
+                "intermediate_size": 4096,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 16,
+                "image_size": 336,
+                "patch_size": 14,
+                "projection_dim": 768,
+                "hidden_act": "quick_gelu",
+            },
+        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="mistral"),
+        "audio_config": SubConfigSpec(config_class=VideoLlama2AudioEncoderConfig, optional=True),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    projector_type: str = "stc_connector"
+    projector_depth: int = 4
+    projector_mlp_depth: int = 2
+    projector_downsample: list[int] | tuple[int, int, int] = DEFAULT_DOWNSAMPLE
+    num_frames: int = DEFAULT_NUM_FRAMES
+    vision_feature_layer: int = -2
+    vision_feature_select_strategy: Literal["default", "full"] = "default"
+    image_token_id: int = 32000
+    video_token_id: int = 32001
+    audio_config: dict | PreTrainedConfig | None = None
+    audio_projector_type: str = "mlp2x_gelu"
+    audio_token_id: int | None = None
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.projector_downsample = list(self.projector_downsample)
+        if not self.tie_word_embeddings and self.text_config.tie_word_embeddings:
+            self.tie_word_embeddings = self.text_config.tie_word_embeddings
+
+    def validate_architecture(self):
+        """Reject what the model cannot build, at config time rather than deep inside `forward`."""
+        super().validate_architecture()
+        if self.projector_type not in SUPPORTED_PROJECTOR_TYPES:
+            raise ValueError(
+                f"Unsupported projector_type {self.projector_type!r}; "
+                f"VideoLLaMA2 supports {SUPPORTED_PROJECTOR_TYPES}."
+            )
+        if self.vision_config.model_type not in SUPPORTED_VISION_MODEL_TYPES:
+            raise ValueError(
+                f"Unsupported vision tower {self.vision_config.model_type!r}; "
+                f"VideoLLaMA2 supports {SUPPORTED_VISION_MODEL_TYPES}."
+            )
+        if self.text_config.model_type not in SUPPORTED_TEXT_MODEL_TYPES:
+            raise ValueError(
+                f"Unsupported language model {self.text_config.model_type!r}; "
+                f"VideoLLaMA2 supports {SUPPORTED_TEXT_MODEL_TYPES}."
+            )
+        if len(self.projector_downsample) != 3:
+            raise ValueError(f"projector_downsample must be (time, height, width), got {self.projector_downsample}.")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be positive, got {self.num_frames}.")
+        if self.vision_feature_select_strategy == "default" and self.vision_config.model_type == "siglip_vision_model":
+            raise ValueError(
+                "SigLIP has no CLS token to drop: use vision_feature_select_strategy='full' with a SigLIP tower."
+            )
+        if self.audio_config is not None:
+            self.audio_projector_depth  # noqa: B018  (raises for an unknown type)
+            if self.audio_token_id is None:
+                raise ValueError("An audio-visual config needs `audio_token_id`, the id of its <audio> token.")
+            if self.audio_token_id in (self.image_token_id, self.video_token_id):
+                raise ValueError(
+                    f"audio_token_id ({self.audio_token_id}) must differ from the image and video token ids."
+                )
+
+    @property
+    def sampler_padding(self) -> int:
+        """Zero padding of the connector's Conv3d sampler (only `stc_connector` pads)."""
+        return SAMPLER_PADDING.get(self.projector_type, 0)
+
+    @property
+    def audio_projector_depth(self) -> int:
+        """Linear layers of the audio projector: 1 for `linear`, N for `mlp<N>x_gelu`."""
+        match = re.fullmatch(r"mlp(\d+)x_gelu", self.audio_projector_type)
+        if self.audio_projector_type != "linear" and (match is None or int(match.group(1)) < 1):
+            raise ValueError(
+                f"Unsupported audio_projector_type {self.audio_projector_type!r}; VideoLLaMA2 supports 'linear' and "
+                "'mlp<N>x_gelu' (e.g. 'mlp2x_gelu')."
+            )
+        return 1 if match is None else int(match.group(1))
+
+    @property
+    def vision_grid_size(self) -> int:
+        """Side of the tower's patch grid (24 for CLIP-336, 27 for SigLIP-384)."""
+        return self.vision_config.image_size // self.vision_config.patch_size
+
+    def get_num_visual_tokens(self, num_frames: int | None = None) -> int:
+        """Tokens per image or per `num_frames`-frame video (defaults to `self.num_frames`)."""
+        return num_visual_tokens(
+            self.projector_type,
+            self.vision_grid_size,
+            self.num_frames if num_frames is None else num_frames,
+            self.projector_downsample,
+        )
+
+
 
 
 __all__ = ["VideoLlama2AudioEncoderConfig", "VideoLlama2Config"]

@@ -7,7 +7,10 @@ adds a relative-position bias that all layers share and that each layer gates pe
 
 Parameter names follow the original BEATs module, so that a release's `model.audio_tower.*` tensors load after a
 prefix rename; only `encoder.pos_conv.0.*` loses its `0.` and the relative-position table, which the original
-aliases into every layer, lives once on the encoder (the release's key table: `original_layout`).
+aliases into every layer, lives once on the encoder (the release's key table: `original_layout`). The weight norm of
+the positional convolution is a torch parametrization, as in transformers' own audio encoders: its `weight_g` and
+`weight_v` tensors are `parametrizations.weight.original0` / `original1`, the names transformers' loading gives
+those legacy names.
 """
 
 import math
@@ -15,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -46,30 +50,39 @@ def relative_position_bucket(relative_positions: torch.Tensor, num_buckets: int,
     return buckets + torch.where(distance < max_exact, distance, far)
 
 
-class VideoLlama2AudioPositionalConvEmbedding(nn.Module):
-    """Grouped 1-D convolution over time with a weight norm per kernel tap (`weight = g * v / ||v[:, :, k]||`),
-    followed by GELU. The even kernel with `padding = kernel // 2` yields one extra step, dropped at the end."""
+class VideoLlama2AudioWeightNorm(nn.Module):
+    """BEATs' weight norm, per kernel tap: `weight = g * v / sqrt(sum(v[:, :, k] ** 2) + 1e-6)`, normalised in
+    float32. torch's `weight_norm` has no epsilon, so its weights would differ in the last bits."""
+
+    def forward(self, weight_g: torch.Tensor, weight_v: torch.Tensor) -> torch.Tensor:
+        v = weight_v.float()
+        v = v * torch.rsqrt(v.pow(2).sum(dim=(0, 1), keepdim=True) + WEIGHT_NORM_EPS)
+        return weight_g * v.to(weight_v.dtype)
+
+    def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(g, v) of a plain weight: its per-tap norms and itself (up to the epsilon)."""
+        return weight.norm(dim=(0, 1), keepdim=True), weight
+
+
+class VideoLlama2AudioPositionalConvEmbedding(nn.Conv1d):
+    """Grouped 1-D convolution over time with BEATs' weight norm, followed by GELU. The even kernel with
+    `padding = kernel // 2` yields one extra step, dropped at the end."""
 
     def __init__(self, config: VideoLlama2AudioEncoderConfig):
-        super().__init__()
-        width, kernel = config.hidden_size, config.num_conv_pos_embeddings
-        self.groups = config.num_conv_pos_embedding_groups
-        self.padding = kernel // 2
-        self.weight_g = nn.Parameter(torch.ones(1, 1, kernel))
-        self.weight_v = nn.Parameter(torch.empty(width, width // self.groups, kernel))
-        self.bias = nn.Parameter(torch.zeros(width))
+        kernel = config.num_conv_pos_embeddings
+        super().__init__(
+            config.hidden_size,
+            config.hidden_size,
+            kernel,
+            padding=kernel // 2,
+            groups=config.num_conv_pos_embedding_groups,
+        )
+        parametrize.register_parametrization(self, "weight", VideoLlama2AudioWeightNorm(), unsafe=True)
         self.activation = ACT2FN[config.hidden_act]
-
-    def weight(self) -> torch.Tensor:
-        v = self.weight_v.float()
-        v = v * torch.rsqrt(v.pow(2).sum(dim=(0, 1), keepdim=True) + WEIGHT_NORM_EPS)
-        return self.weight_g * v.to(self.weight_v.dtype)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         length = hidden_states.shape[1]
-        hidden_states = nn.functional.conv1d(
-            hidden_states.transpose(1, 2), self.weight(), self.bias, padding=self.padding, groups=self.groups
-        )
+        hidden_states = super().forward(hidden_states.transpose(1, 2))
         return self.activation(hidden_states[..., :length]).transpose(1, 2)
 
 
@@ -222,8 +235,9 @@ class VideoLlama2AudioEncoderPreTrainedModel(PreTrainedModel):
         config = self.config
         if isinstance(module, VideoLlama2AudioPositionalConvEmbedding):
             std = math.sqrt(4 / (config.num_conv_pos_embeddings * config.hidden_size))
-            init.normal_(module.weight_v, mean=0.0, std=std)
-            init.copy_(module.weight_g, module.weight_v.detach().norm(dim=(0, 1), keepdim=True))
+            weight_g, weight_v = module.parametrizations.weight.original0, module.parametrizations.weight.original1
+            init.normal_(weight_v, mean=0.0, std=std)
+            init.copy_(weight_g, weight_v.detach().norm(dim=(0, 1), keepdim=True))
             init.zeros_(module.bias)
         elif isinstance(module, VideoLlama2AudioAttention):
             beta = math.pow(8 * config.num_hidden_layers, -1 / 4)

@@ -1,5 +1,6 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""VideoLLaMA2: vision tower -> spatial-temporal connector -> language model, in the LLaVA shape of transformers 5."""
+"""VideoLLaMA2: vision tower -> spatial-temporal connector -> language model, in the LLaVA shape of transformers 5.
+VideoLLaMA2.1-AV adds a BEATs audio tower and its projector, whose features fill the `<audio>` positions."""
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import select_hidden_states
 
 from .configuration_videollama2 import VideoLlama2Config
+from .modeling_beats import VideoLlama2AudioEncoder
 from .token_counts_videollama2 import MEAN_POOL_CONNECTORS, num_visual_tokens
 
 
@@ -187,10 +189,16 @@ class VideoLlama2MultiModalProjector(nn.Module):
 class VideoLlama2PreTrainedModel(PreTrainedModel):
     config: VideoLlama2Config
     base_model_prefix = "model"
-    input_modalities = ("image", "video", "text")
+    input_modalities = ("image", "video", "audio", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["VideoLlama2MultiModalProjector"]
     _skip_keys_device_placement = ["past_key_values", "cache"]
+    # Tensors of the audio-visual release that no part reads (see `original_layout.ORIGINAL_UNUSED_KEY_PATTERNS`):
+    # BEATs' AudioSet classifier and the per-layer copies of its shared relative-position table.
+    _keys_to_ignore_on_load_unexpected = [
+        r"audio_tower\.predictor\.",
+        r"audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
+    ]
 
     _supports_flash_attn = True
     _supports_sdpa = True
@@ -214,14 +222,29 @@ class VideoLlama2PreTrainedModel(PreTrainedModel):
 
 
 class VideoLlama2Model(VideoLlama2PreTrainedModel):
-    """Vision tower, connector and language model without the LM head."""
+    """Vision tower, connector and language model without the LM head; with `config.audio_config`, also the audio
+    tower and its projector."""
 
     def __init__(self, config: VideoLlama2Config):
         super().__init__(config)
         self.vision_tower = AutoModel.from_config(config.vision_config)
         self.multi_modal_projector = VideoLlama2MultiModalProjector(config)
+        if config.audio_config is not None:
+            self.audio_tower = VideoLlama2AudioEncoder(config.audio_config)
+            self.audio_projector = VideoLlama2ProjectorMLP(
+                config.audio_config.hidden_size, config.text_config.hidden_size, config.audio_projector_depth
+            )
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
+
+    @property
+    def modalities(self) -> tuple[tuple[str, int | None, str], ...]:
+        """(modality, placeholder token id, raw input name) of every medium this model reads."""
+        media = (("image", self.config.image_token_id, "pixel_values"),)
+        media += (("video", self.config.video_token_id, "pixel_values_videos"),)
+        if self.config.audio_config is not None:
+            media += (("audio", self.config.audio_token_id, "input_features"),)
+        return media
 
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()
@@ -294,11 +317,30 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         vision_outputs.pooler_output = self.multi_modal_projector(frame_features)
         return vision_outputs
 
+    @can_return_tuple
+    def get_audio_features(
+        self, input_features: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Encode audio clips: (num_clips, frames, mel bins) filterbanks (`VideoLlama2FeatureExtractor`) -> BEATs ->
+        projector; `pooler_output` is (num_clips, tokens, hidden), one token per 16 x 16 patch."""
+        if self.config.audio_config is None:
+            raise ValueError(
+                "This model has no audio tower (its config has no `audio_config`): only audio-visual checkpoints "
+                "such as VideoLLaMA2.1-7B-AV hear audio. Ask about the video or image alone."
+            )
+        audio_outputs = self.audio_tower(input_features.to(self.audio_tower.dtype), return_dict=True, **kwargs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=audio_outputs.last_hidden_state,
+            pooler_output=self.audio_projector(audio_outputs.last_hidden_state),
+            hidden_states=audio_outputs.hidden_states,
+            attentions=audio_outputs.attentions,
+        )
+
     def _embed_ids(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """Token embeddings; placeholder ids past the embedding table (the released Mistral checkpoints have no
-        spare rows for `<image>`/`<video>`) are embedded as id 0, a row their visual features replace."""
+        spare rows for `<image>`/`<video>`) are embedded as id 0, a row their features replace."""
         embeddings = self.get_input_embeddings()
-        placeholder_ids = (self.config.image_token_id, self.config.video_token_id)
+        placeholder_ids = [token_id for _, token_id, _ in self.modalities]
         outside = [token_id for token_id in placeholder_ids if token_id >= embeddings.num_embeddings]
         if outside:
             input_ids = input_ids.masked_fill(torch.isin(input_ids, torch.tensor(outside, device=input_ids.device)), 0)
@@ -349,8 +391,14 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         vision_feature_layer: int | None = None,
         vision_feature_select_strategy: str | None = None,
         mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        input_features: torch.FloatTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | MultimodalBaseModelOutputWithPast:
+        r"""
+        input_features (`torch.FloatTensor` of shape `(num_clips, frames, mel_bins)`, *optional*):
+            Filterbanks of the audio clips ([`VideoLlama2FeatureExtractor`]), for the `<audio>` positions of an
+            audio-visual model, in the order the prompts hold them.
+        """
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         if (pixel_values is not None or pixel_values_videos is not None) and mm_encoder_outputs is not None:
@@ -374,9 +422,15 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                 vision_feature_select_strategy=vision_feature_select_strategy,
                 return_dict=True,
             )
+        if input_features is not None:
+            if mm_encoder_outputs.get("audio") is not None:
+                raise ValueError("You cannot pass both raw `input_features` and `mm_encoder_outputs['audio']`.")
+            mm_encoder_outputs["audio"] = self.get_audio_features(input_features, return_dict=True)
         # Without features, placeholder ids are ordinary tokens, as in transformers' own VLMs: assisted decoding and
         # text-only checks run such steps. A prompt whose media were forgotten is caught by `generate` at prefill.
-        for modality, token_id in (("image", self.config.image_token_id), ("video", self.config.video_token_id)):
+        # An audio-visual clip's [video ; audio] layout is the prompt's: the processor writes the video's run, then
+        # its audio's.
+        for modality, token_id, _ in self.modalities:
             if mm_encoder_outputs.get(modality) is None:
                 continue
             features = torch.cat(list(mm_encoder_outputs[modality].pooler_output), dim=0)
@@ -392,12 +446,16 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
             **kwargs,
         )
         return MultimodalBaseModelOutputWithPast(
-            **outputs, image_outputs=mm_encoder_outputs.get("image"), video_outputs=mm_encoder_outputs.get("video")
+            **outputs,
+            image_outputs=mm_encoder_outputs.get("image"),
+            video_outputs=mm_encoder_outputs.get("video"),
+            audio_outputs=mm_encoder_outputs.get("audio"),
         )
 
 
 class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, GenerationMixin):
-    """VideoLLaMA2 with its language-modelling head: answers questions about images and videos."""
+    """VideoLLaMA2 with its language-modelling head: answers questions about images and videos (and, for an
+    audio-visual model, audio and the sound of videos)."""
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
     _tp_plan = {"lm_head": "colwise_gather_output"}
@@ -417,6 +475,9 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
     def get_video_features(self, pixel_values_videos: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]):
         return self.model.get_video_features(pixel_values_videos=pixel_values_videos, **kwargs)
 
+    def get_audio_features(self, input_features: torch.FloatTensor, **kwargs: Unpack[TransformersKwargs]):
+        return self.model.get_audio_features(input_features=input_features, **kwargs)
+
     def prepare_inputs_for_generation(
         self,
         input_ids: torch.LongTensor,
@@ -427,8 +488,8 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         is_first_iteration: bool | None = False,
         **kwargs,
     ):
-        """transformers' preparation, plus one check at the first step: a prompt whose `<image>`/`<video>` runs come
-        without their media is a user error here (in `forward`, such ids are ordinary tokens)."""
+        """transformers' preparation, plus one check at the first step: a prompt whose `<image>`/`<video>`/`<audio>`
+        runs come without their media is a user error here (in `forward`, such ids are ordinary tokens)."""
         model_inputs = super().prepare_inputs_for_generation(
             input_ids,
             next_sequence_length=next_sequence_length,
@@ -441,14 +502,11 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         step_ids = model_inputs.get("input_ids")
         if is_first_iteration and step_ids is not None:
             encoded = model_inputs.get("mm_encoder_outputs") or {}
-            for modality, token_id, pixels in (
-                ("image", self.config.image_token_id, "pixel_values"),
-                ("video", self.config.video_token_id, "pixel_values_videos"),
-            ):
-                has_media = model_inputs.get(pixels) is not None or encoded.get(modality) is not None
+            for modality, token_id, raw_input in self.model.modalities:
+                has_media = model_inputs.get(raw_input) is not None or encoded.get(modality) is not None
                 if not has_media and (step_ids == token_id).any():
                     raise ValueError(
-                        f"The prompt holds <{modality}> tokens but no `{pixels}` were given to `generate`: pass "
+                        f"The prompt holds <{modality}> tokens but no `{raw_input}` were given to `generate`: pass "
                         f"the processor's whole output (`model.generate(**inputs)`)."
                     )
         return model_inputs
@@ -469,12 +527,16 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        input_features: torch.FloatTensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | MultimodalCausalLMOutputWithPast:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
-            Next-token targets; -100 is ignored. Positions of `<image>`/`<video>` tokens never count in the loss
-            (as in the original), whatever `labels` holds there.
+            Next-token targets; -100 is ignored. Positions of `<image>`/`<video>`/`<audio>` tokens never count in the
+            loss (as in the original), whatever `labels` holds there.
+        input_features (`torch.FloatTensor` of shape `(num_clips, frames, mel_bins)`, *optional*):
+            Filterbanks of the audio clips ([`VideoLlama2FeatureExtractor`]), for the `<audio>` positions of an
+            audio-visual model.
         """
         outputs = self.model(
             input_ids=input_ids,
@@ -487,6 +549,7 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
             vision_feature_layer=vision_feature_layer,
             vision_feature_select_strategy=vision_feature_select_strategy,
             mm_encoder_outputs=mm_encoder_outputs,
+            input_features=input_features,
             **kwargs,
         )
         hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
@@ -495,7 +558,8 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         loss = None
         if labels is not None:
             if input_ids is not None:
-                is_placeholder = (input_ids == self.config.image_token_id) | (input_ids == self.config.video_token_id)
+                placeholder_ids = [token_id for _, token_id, _ in self.model.modalities]
+                is_placeholder = torch.isin(input_ids, torch.tensor(placeholder_ids, device=input_ids.device))
                 labels = labels.masked_fill(is_placeholder.to(labels.device), -100)
             loss = self.loss_function(
                 logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
@@ -509,6 +573,7 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
             attentions=outputs.attentions,
             image_outputs=outputs.image_outputs,
             video_outputs=outputs.video_outputs,
+            audio_outputs=outputs.audio_outputs,
         )
 
 
