@@ -267,6 +267,4 @@ class VideoLlama2Config(PreTrainedConfig):
         )
 
 
-
-
 __all__ = ["VideoLlama2AudioEncoderConfig", "VideoLlama2Config"]
