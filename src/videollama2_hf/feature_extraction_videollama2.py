@@ -10,6 +10,7 @@ logarithm (used for the mel filters) differ in their last bits between CPU types
 """
 
 import math
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -18,7 +19,7 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, logging
 
-from .audio_decoding_videollama2 import MAX_DURATION_S, fit_to_length
+from .audio_decoding_videollama2 import MAX_DURATION_S, fit_to_length, load_audio
 
 
 logger = logging.get_logger(__name__)
@@ -142,6 +143,16 @@ class VideoLlama2FeatureExtractor(SequenceFeatureExtractor):
         window = int(self.sampling_rate * self.frame_length_ms * 0.001)
         shift = int(self.sampling_rate * self.frame_shift_ms * 0.001)
         return 1 + (self.num_samples - window) // shift
+
+    def fetch_audio(self, audio, sampling_rate: int | None = None):
+        """Audio files (paths, URLs, bytes, file objects), or a list of them, decoded the original's way
+        (`load_audio`: float64, channel 0, cut or padded to `max_duration_s`, FFT-resampled to `sampling_rate`);
+        waveforms are returned as they are. The processor calls this for `audio=` and chat audio items."""
+        if isinstance(audio, (list, tuple)) and not (audio and np.isscalar(audio[0])):
+            return [self.fetch_audio(item, sampling_rate) for item in audio]
+        if isinstance(audio, (str, os.PathLike, bytes, bytearray)) or hasattr(audio, "read"):
+            return load_audio(audio, sampling_rate or self.sampling_rate, self.max_duration_s)
+        return audio
 
     def _waveforms(self, raw_audio) -> list[np.ndarray]:
         """One 1-D float array per clip, from an array, a tensor, a list of them or a list of floats."""
