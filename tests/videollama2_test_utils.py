@@ -3,7 +3,9 @@ checkpoints for the Auto-class, pipeline, CLI and README tests built from the pa
 
 * `original_folder`: a released-layout checkpoint (original config.json, tensor names and tokenizer) with its tiny
   vision tower in a `vision_tower/` sub-folder, so it loads with no extra argument (files are symlinked);
-* `converted_folder`: the same checkpoint loaded directly and written with `save_pretrained` (HF layout, processor).
+* `converted_folder`: the same checkpoint loaded directly and written with `save_pretrained` (HF layout, processor);
+* `audio_visual_*`: the audio-visual fixture (`qwen2_siglip_av`) built from its original layout with the key table,
+  its processor with the filterbank extractor, and the two saved as a transformers-layout folder.
 """
 
 import json
@@ -34,7 +36,8 @@ PRESET_NAMES = {
     "VideoLLaMA2.1-7B-16F",
     "VideoLLaMA2.1-7B-16F-Base",
 }
-ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200}
+AV_VARIANT = "qwen2_siglip_av"
+ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200, "audio": -202}
 # Greedy decoding of random models has near-ties: ids are compared exactly up to the first step with a smaller margin.
 MARGIN_FOR_EXACT_IDS = 1e-3
 
@@ -112,3 +115,91 @@ def expanded_ids(case: dict, name: str, token_id: int) -> list[int]:
     for token in case["input_ids"]:
         ids += [token_id] * case["num_visual_tokens"] if token == ORIGINAL_PLACEHOLDER[name] else [token]
     return ids
+
+
+def expanded_audio_visual_ids(case: dict, video_token_id: int, audio_token_id: int) -> list[int]:
+    """An audio-visual case's ids with its placeholder replaced by our runs: `<video>` -> the video's tokens, then
+    (when the case hears the video) its audio's, as the original merges them; `<audio>` -> the audio's tokens."""
+    runs = {
+        ORIGINAL_PLACEHOLDER["video"]: [video_token_id] * case["num_video_tokens"],
+        ORIGINAL_PLACEHOLDER["audio"]: [],
+    }
+    runs[ORIGINAL_PLACEHOLDER["video"] if case["num_video_tokens"] else ORIGINAL_PLACEHOLDER["audio"]] += [
+        audio_token_id
+    ] * case["num_audio_tokens"]
+    ids = []
+    for token in case["input_ids"]:
+        ids += runs.get(token, [token])
+    return ids
+
+
+def audio_visual_config(fixtures_dir: Path):
+    """The `VideoLlama2Config` of the audio-visual fixture: its config.json, its tower's config and the sizes of
+    its BEATs read back from the tensor shapes (as for the release), with the tokenizer giving the token ids."""
+    from safetensors import safe_open
+
+    from videollama2_hf import VideoLlama2Config
+    from videollama2_hf.original_layout import audio_encoder_config, convert_config, load_original_tokenizer
+
+    folder = fixtures_dir / AV_VARIANT
+    checkpoint = folder / "original_checkpoint"
+    shapes = {}
+    for shard in checkpoint.glob("*.safetensors"):
+        with safe_open(shard, "pt") as weights:
+            shapes.update({key: weights.get_slice(key).get_shape() for key in weights.keys()})
+    tokenizer = load_original_tokenizer(checkpoint, audio=True)
+    kwargs = convert_config(
+        json.loads((checkpoint / "config.json").read_text()),
+        json.loads((folder / "vision_tower" / "config.json").read_text()),
+        tokenizer.image_token_id,
+        tokenizer.video_token_id,
+        audio_token_id=tokenizer.audio_token_id,
+        audio_config=audio_encoder_config(shapes),
+    )
+    return VideoLlama2Config(**kwargs)
+
+
+def audio_visual_model(fixtures_dir: Path, dtype=torch.float32):
+    """The audio-visual fixture's checkpoint (every tower included) loaded through the release's key table."""
+    from videollama2_hf import VideoLlama2ForConditionalGeneration
+    from videollama2_hf.original_layout import ORIGINAL_TO_HF_KEY_PATTERNS
+
+    checkpoint = fixtures_dir / AV_VARIANT / "original_checkpoint"
+    return VideoLlama2ForConditionalGeneration.from_pretrained(
+        checkpoint,
+        config=audio_visual_config(fixtures_dir),
+        key_mapping=dict(ORIGINAL_TO_HF_KEY_PATTERNS),
+        dtype=dtype,
+    ).eval()
+
+
+def audio_visual_processor(fixtures_dir: Path):
+    """The release's processor (tokenizer with `<audio>`, SigLIP pixels, ChatML template) with the filterbank."""
+    from videollama2_hf import VideoLlama2FeatureExtractor, VideoLlama2Processor
+    from videollama2_hf.original_checkpoint import original_processor
+    from videollama2_hf.original_layout import load_original_tokenizer
+
+    folder = fixtures_dir / AV_VARIANT
+    visual = original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower")
+    return VideoLlama2Processor(
+        visual.image_processor,
+        visual.video_processor,
+        load_original_tokenizer(folder / "original_checkpoint", audio=True),
+        feature_extractor=VideoLlama2FeatureExtractor(),
+        chat_template=visual.chat_template,
+        projector_type=visual.projector_type,
+        patch_size=visual.patch_size,
+        projector_downsample=visual.projector_downsample,
+        audio_patch_size=audio_visual_config(fixtures_dir).audio_config.patch_size,
+    )
+
+
+def audio_visual_folder(fixtures_dir: Path, destination: Path, dtype=torch.float32) -> Path:
+    """The audio-visual fixture saved in the transformers layout with its processor and generation config."""
+    from transformers import GenerationConfig
+
+    audio_visual_model(fixtures_dir, dtype).save_pretrained(destination)
+    audio_visual_processor(fixtures_dir).save_pretrained(destination)
+    checkpoint = fixtures_dir / AV_VARIANT / "original_checkpoint"
+    GenerationConfig.from_pretrained(checkpoint).save_pretrained(destination)
+    return destination

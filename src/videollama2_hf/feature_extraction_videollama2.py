@@ -12,6 +12,7 @@ logarithm (used for the mel filters) differ in their last bits between CPU types
 import math
 import os
 from functools import lru_cache
+from numbers import Number
 
 import numpy as np
 import torch
@@ -148,7 +149,7 @@ class VideoLlama2FeatureExtractor(SequenceFeatureExtractor):
         """Audio files (paths, URLs, bytes, file objects), or a list of them, decoded the original's way
         (`load_audio`: float64, channel 0, cut or padded to `max_duration_s`, FFT-resampled to `sampling_rate`);
         waveforms are returned as they are. The processor calls this for `audio=` and chat audio items."""
-        if isinstance(audio, (list, tuple)) and not (audio and np.isscalar(audio[0])):
+        if isinstance(audio, (list, tuple)) and not (audio and isinstance(audio[0], Number)):
             return [self.fetch_audio(item, sampling_rate) for item in audio]
         if isinstance(audio, (str, os.PathLike, bytes, bytearray)) or hasattr(audio, "read"):
             return load_audio(audio, sampling_rate or self.sampling_rate, self.max_duration_s)

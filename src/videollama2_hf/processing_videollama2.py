@@ -4,8 +4,8 @@ each `<image>`/`<video>`/`<audio>` becomes its token run."""
 
 import os
 from collections.abc import Callable
+from numbers import Number
 
-import numpy as np
 
 from transformers.processing_utils import MultiModalData, OmniModalProcessorMixin
 from transformers.utils import logging
@@ -27,7 +27,7 @@ def _only_audio_sources(audio) -> bool:
     """True when `audio` holds no waveform: nothing, or files, URLs and bytes to decode (at a known rate)."""
     if audio is None:
         return True
-    if isinstance(audio, (list, tuple)) and audio and not np.isscalar(audio[0]):
+    if isinstance(audio, (list, tuple)) and audio and not isinstance(audio[0], Number):
         return all(_only_audio_sources(item) for item in audio)
     return isinstance(audio, (str, os.PathLike, bytes, bytearray)) or hasattr(audio, "read")
 
@@ -236,8 +236,9 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         """The video's tokens, then, with `load_audio_from_video`, its sound's: the original's [video ; audio]."""
         video = video_inputs["pixel_values_videos"][video_idx]
         replacement = self.video_token * self._num_tokens(video.shape[-2], video.shape[-1], video.shape[0])
-        if kwargs.get("load_audio_from_video") and video_to_audio_indices is not None:
-            replacement += self.replace_audio_token(processed_audio, video_to_audio_indices[video_idx])
+        audio_idx = video_to_audio_indices[video_idx] if kwargs.get("load_audio_from_video") else None
+        if audio_idx is not None:
+            replacement += self.replace_audio_token(processed_audio, audio_idx)
         return replacement
 
     def replace_audio_token(self, audio_inputs: dict, audio_idx: int, **kwargs) -> str:
