@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 from numbers import Number
 
-
 from transformers.processing_utils import MultiModalData, OmniModalProcessorMixin
 from transformers.utils import logging
 from transformers.video_utils import make_batched_videos
@@ -169,7 +168,9 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
             for message in conversation:
                 if isinstance(message.get("content"), list):
                     message["content"] = [self._decoded_audio_block(block) for block in message["content"]]
-        return super()._multimodal_inputs_from_conversations(conversations, audio_loading_params, load_audio_from_video)
+        return super()._multimodal_inputs_from_conversations(
+            conversations, audio_loading_params, load_audio_from_video
+        )
 
     def _decoded_audio_block(self, block: dict) -> dict:
         if block["type"] != "audio":
@@ -197,7 +198,9 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
                 next(standalone) if index is None else self._video_audio(videos[index])
                 for index in audio_from_video_indices
             ]
-        return super()._resolve_audio_from_video(videos, audio=audio, audio_from_video_indices=audio_from_video_indices)
+        return super()._resolve_audio_from_video(
+            videos, audio=audio, audio_from_video_indices=audio_from_video_indices
+        )
 
     @staticmethod
     def _video_audio(video):
