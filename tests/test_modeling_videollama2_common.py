@@ -1,6 +1,7 @@
 """transformers' own model, generation and config test suites (`ModelTesterMixin`, `GenerationTesterMixin`,
-`ConfigTester`, imported unmodified from ../shared/hf-tests) on two tiny VideoLLaMA2 configurations:
-CLIP + Mistral + `stc_connector` and SigLIP + Qwen2 + `stc_connector_v35`.
+`ConfigTester`, imported unmodified from ../shared/hf-tests) on three tiny VideoLLaMA2 configurations:
+CLIP + Mistral + `stc_connector`, SigLIP + Qwen2 + `stc_connector_v35`, and the latter with a BEATs audio tower
+(VideoLLaMA2.1-AV).
 """
 
 import unittest
@@ -15,8 +16,24 @@ from transformers.models.auto import modeling_auto
 from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration, VideoLlama2Model
 
 
+# A BEATs small enough for unit tests: 48 filterbank frames of 32 mel bins make 3 x 2 patches, so 6 audio tokens.
+TINY_AUDIO_CONFIG = {
+    "num_mel_bins": 32,
+    "patch_embedding_dim": 16,
+    "hidden_size": 24,
+    "intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_conv_pos_embeddings": 8,
+    "num_conv_pos_embedding_groups": 4,
+    "layerdrop": 0.0,  # layer dropping during training would skip recorded outputs
+}
+TINY_AUDIO_FRAMES = 48
+
+
 class VideoLlama2ModelTester:
-    """Builds a tiny config and a batch whose prompts hold one image run and one video run."""
+    """Builds a tiny config and a batch whose prompts hold one image run and one video run (and, with `audio`, one
+    audio run)."""
 
     def __init__(
         self,
@@ -29,6 +46,8 @@ class VideoLlama2ModelTester:
         text_length=7,
         image_token_id=3,
         video_token_id=4,
+        audio=False,
+        audio_token_id=5,
     ):
         self.parent = parent
         self.batch_size = batch_size
@@ -61,6 +80,8 @@ class VideoLlama2ModelTester:
             "image_size": 8,
             "patch_size": 4,
         }
+        self.audio_config = dict(TINY_AUDIO_CONFIG) if audio else None
+        self.audio_token_id = audio_token_id
         self.image_size = self.vision_config["image_size"]
         self.patch_size = self.vision_config["patch_size"]
         self.num_hidden_layers = self.text_config["num_hidden_layers"]
@@ -68,7 +89,8 @@ class VideoLlama2ModelTester:
         self.hidden_size = self.text_config["hidden_size"]
         self.vocab_size = self.text_config["vocab_size"]
         self.num_visual_tokens = self.get_config().get_num_visual_tokens()
-        self.seq_length = text_length + 2 * self.num_visual_tokens
+        self.num_audio_tokens = self.get_config().audio_config.get_num_audio_tokens(TINY_AUDIO_FRAMES) if audio else 0
+        self.seq_length = text_length + 2 * self.num_visual_tokens + self.num_audio_tokens
 
     def get_config(self):
         return VideoLlama2Config(
@@ -81,6 +103,8 @@ class VideoLlama2ModelTester:
             vision_feature_select_strategy=self.vision_feature_select_strategy,
             image_token_id=self.image_token_id,
             video_token_id=self.video_token_id,
+            audio_config=self.audio_config,
+            audio_token_id=self.audio_token_id if self.audio_config else None,
         )
 
     def prepare_config_and_inputs(self):
@@ -91,10 +115,11 @@ class VideoLlama2ModelTester:
 
     def prepare_config_and_inputs_for_common(self):
         config, pixel_values, pixel_values_videos = self.prepare_config_and_inputs()
-        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size - 5) + 5
+        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size - 6) + 6
         run = self.num_visual_tokens
         input_ids[:, 1 : 1 + run] = self.image_token_id
         input_ids[:, 2 + run : 2 + 2 * run] = self.video_token_id
+        input_ids[:, 3 + 2 * run : 3 + 2 * run + self.num_audio_tokens] = self.audio_token_id
         attention_mask = torch.ones_like(input_ids)
         input_ids[0, 0], attention_mask[0, 0] = self.pad_token_id, 0  # one left-padded row
         inputs_dict = {
@@ -103,6 +128,9 @@ class VideoLlama2ModelTester:
             "pixel_values": pixel_values,
             "pixel_values_videos": pixel_values_videos,
         }
+        if self.audio_config:
+            mel_bins = self.audio_config["num_mel_bins"]
+            inputs_dict["input_features"] = floats_tensor([self.batch_size, TINY_AUDIO_FRAMES, mel_bins], scale=10.0)
         return config, inputs_dict
 
 
@@ -147,6 +175,11 @@ class VideoLlama2CommonTests(ModelTesterMixin, GenerationTesterMixin):
     def test_reverse_loading_mapping(self):
         pass
 
+    def _audio_features_prepare_config_and_inputs(self):
+        if self.model_tester.audio_config is None:
+            self.skipTest("only audio-visual configurations have an audio tower (`get_audio_features` raises)")
+        return super()._audio_features_prepare_config_and_inputs()
+
 
 class VideoLlama2ClipMistralStcTest(VideoLlama2CommonTests, unittest.TestCase):
     tester_kwargs = {"text_model_type": "mistral", "vision_model_type": "clip_vision_model"}
@@ -158,4 +191,14 @@ class VideoLlama2SiglipQwen2StcV35Test(VideoLlama2CommonTests, unittest.TestCase
         "vision_model_type": "siglip_vision_model",
         "projector_type": "stc_connector_v35",
         "num_frames": 4,
+    }
+
+
+class VideoLlama2SiglipQwen2AudioVisualTest(VideoLlama2CommonTests, unittest.TestCase):
+    tester_kwargs = {
+        "text_model_type": "qwen2",
+        "vision_model_type": "siglip_vision_model",
+        "projector_type": "stc_connector_v35",
+        "num_frames": 4,
+        "audio": True,
     }
