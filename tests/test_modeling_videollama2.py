@@ -6,9 +6,15 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModelForImageTextToText
-from videollama2_test_utils import IMAGE_ID, PAD_ID, VIDEO_ID, VOCAB, tiny_config
+from videollama2_test_utils import AUDIO_ID, IMAGE_ID, PAD_ID, TINY_AUDIO_FRAMES, VIDEO_ID, VOCAB, tiny_config
 
-from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration, num_visual_tokens
+from videollama2_hf import (
+    VideoLlama2AudioEncoderConfig,
+    VideoLlama2Config,
+    VideoLlama2FeatureExtractor,
+    VideoLlama2ForConditionalGeneration,
+    num_visual_tokens,
+)
 
 
 def build(config, seed=0):
@@ -69,6 +75,8 @@ def test_released_token_counts():
         num_frames=16,
     )
     assert siglip.get_num_visual_tokens() == 1352
+    # VideoLLaMA2.1-7B-AV: 30 s of audio -> 2998 filterbank frames -> 187 x 8 BEATs patches
+    assert VideoLlama2AudioEncoderConfig().get_num_audio_tokens(VideoLlama2FeatureExtractor().num_frames) == 1496
 
 
 def test_image_equals_video_of_repeated_frames(model):
@@ -340,3 +348,162 @@ def test_save_and_reload_through_auto_class(model, tmp_path):
             atol=0,
             rtol=0,
         )
+
+
+# --- VideoLLaMA2.1-AV: the audio tower and its projector ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def av_model():
+    return build(tiny_config("stc_connector_v35", text="qwen2", vision="siglip_vision_model", audio=True))
+
+
+def audio_prompt(model, with_video: bool, text_after=(8, 9)):
+    """`<video>` followed by its sound, as the processor expands an audio-visual clip, or an audio file alone."""
+    video = [VIDEO_ID] * model.config.get_num_visual_tokens() if with_video else []
+    audio = [AUDIO_ID] * model.config.audio_config.get_num_audio_tokens(TINY_AUDIO_FRAMES)
+    return [1, 5, 6, *video, *audio, *text_after]
+
+
+def filterbanks(batch, seed=3):
+    return torch.randn(batch, TINY_AUDIO_FRAMES, 32, generator=torch.Generator().manual_seed(seed)) * 5
+
+
+def test_without_audio_config_nothing_changes(model):
+    """The default config builds no audio parts: the same modules and tensor names as before audio existed."""
+    assert VideoLlama2Config().audio_config is None
+    assert not hasattr(model.model, "audio_tower") and not hasattr(model.model, "audio_projector")
+    assert not any("audio" in name for name in model.state_dict())
+    with pytest.raises(ValueError, match="no audio tower .* only audio-visual checkpoints"):
+        model(input_ids=torch.tensor([[1, 5]]), input_features=filterbanks(1))
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"audio_token_id": None}, "needs `audio_token_id`"),
+        ({"audio_token_id": VIDEO_ID}, "must differ from the image and video token ids"),
+        ({"audio_projector_type": "identity"}, "Unsupported audio_projector_type 'identity'"),
+        ({"audio_projector_type": "mlp0x_gelu"}, "Unsupported audio_projector_type"),
+    ],
+)
+def test_audio_config_errors(kwargs, message):
+    with pytest.raises(StrictDataclassError, match=message):
+        tiny_config(audio=True, **kwargs)
+
+
+@pytest.mark.parametrize("projector_type,depth", [("linear", 1), ("mlp2x_gelu", 2), ("mlp3x_gelu", 3)])
+def test_audio_projector_depth(projector_type, depth):
+    model = build(tiny_config(audio=True, audio_projector_type=projector_type))
+    layers = [name for name, _ in model.model.audio_projector.named_children() if name.startswith("linear")]
+    assert layers == [f"linear_{index}" for index in range(1, depth + 1)]
+    with torch.no_grad():
+        encoded = model.get_audio_features(filterbanks(2))
+    tower_width, llm_width = model.config.audio_config.hidden_size, model.config.text_config.hidden_size
+    assert encoded.last_hidden_state.shape == (2, 6, tower_width) and encoded.pooler_output.shape == (2, 6, llm_width)
+
+
+def test_audio_config_round_trip_through_auto_config(tmp_path):
+    config = tiny_config(audio=True)
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded.audio_config, VideoLlama2AudioEncoderConfig)
+    assert loaded.to_diff_dict() == config.to_diff_dict()
+
+
+def test_audio_features_fill_the_audio_positions(av_model):
+    """The projected features of each clip replace its run of <audio> embeddings, in order; the other positions keep
+    their token embeddings."""
+    ids = torch.tensor([audio_prompt(av_model, with_video=True)])
+    media = {"pixel_values_videos": pixels(1, 4), "input_features": filterbanks(1)}
+    with torch.no_grad():
+        hidden = av_model(input_ids=ids, output_hidden_states=True, **media).hidden_states[0][0]
+        audio = av_model.get_audio_features(media["input_features"]).pooler_output[0]
+        video = av_model.get_video_features(media["pixel_values_videos"]).pooler_output[0]
+    torch.testing.assert_close(hidden[ids[0] == AUDIO_ID], audio, atol=0, rtol=0)
+    torch.testing.assert_close(hidden[ids[0] == VIDEO_ID], video, atol=0, rtol=0)
+
+
+def test_audio_errors(av_model):
+    ids = torch.tensor([audio_prompt(av_model, with_video=False)])
+    with pytest.raises(ValueError, match="Audio features and audio tokens do not match: the prompt holds 6"):
+        av_model(input_ids=ids, input_features=filterbanks(2))
+    with pytest.raises(ValueError, match="<audio> tokens but no `input_features` were given to `generate`"):
+        av_model.generate(input_ids=ids, max_new_tokens=1)
+    with pytest.raises(ValueError, match=r"must be \(batch, frames, 32\) filterbanks"):
+        av_model(input_ids=ids, input_features=torch.zeros(1, 48, 128))
+    with torch.no_grad(), pytest.raises(ValueError, match="both raw `input_features` and"):
+        encoded = av_model.get_audio_features(filterbanks(1))
+        av_model(input_ids=ids, input_features=filterbanks(1), mm_encoder_outputs={"audio": encoded})
+
+
+def test_audio_positions_never_count_in_the_loss_and_encoded_audio_equals_raw(av_model):
+    ids = torch.tensor([audio_prompt(av_model, with_video=False)])
+    features = filterbanks(1)
+    with torch.no_grad():
+        full = av_model(input_ids=ids, input_features=features, labels=ids)
+        encoded = av_model.get_audio_features(features)
+        reused = av_model(input_ids=ids, mm_encoder_outputs={"audio": encoded})
+    targets = ids.masked_fill(ids == AUDIO_ID, -100)
+    expected = torch.nn.functional.cross_entropy(full.logits[0, :-1], targets[0, 1:], ignore_index=-100)
+    torch.testing.assert_close(full.loss, expected)
+    torch.testing.assert_close(reused.logits, full.logits, atol=0, rtol=0)
+    assert full.audio_outputs.pooler_output.shape == (1, 6, 32)
+
+
+def left_padded_audio_batch(model):
+    """An audio-visual row (video, then its sound), an audio-only row and a text-only row, left-padded."""
+    rows = [audio_prompt(model, True), audio_prompt(model, False, text_after=(10, 11, 12)), [1, 20, 21]]
+    width = max(map(len, rows))
+    return {
+        "input_ids": torch.tensor([[PAD_ID] * (width - len(row)) + row for row in rows]),
+        "attention_mask": torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows]),
+        "pixel_values_videos": pixels(1, 4),
+        "input_features": filterbanks(2),
+    }
+
+
+def test_left_padded_batch_of_audio_visual_and_audio_rows(av_model):
+    """Each row of the batch generates what it generates alone (features are consumed in prompt order)."""
+    batch = left_padded_audio_batch(av_model)
+    kwargs = {"max_new_tokens": 5, "do_sample": False, "pad_token_id": PAD_ID}
+    with torch.no_grad():
+        generated = av_model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
+        for row, media in enumerate(
+            [
+                {"pixel_values_videos": batch["pixel_values_videos"], "input_features": batch["input_features"][:1]},
+                {"input_features": batch["input_features"][1:]},
+                {},
+            ]
+        ):
+            ids = batch["input_ids"][row : row + 1, batch["attention_mask"][row].bool()]
+            alone = av_model.generate(input_ids=ids, **media, **kwargs)[0, ids.shape[1] :].tolist()
+            assert generated[row].tolist() == alone + [PAD_ID] * (len(generated[row]) - len(alone))  # after EOS
+
+
+def test_audio_visual_eager_and_sdpa_agree():
+    config = tiny_config("stc_connector_v35", text="qwen2", vision="siglip_vision_model", audio=True)
+    torch.manual_seed(0)
+    eager = VideoLlama2ForConditionalGeneration._from_config(copy.deepcopy(config), attn_implementation="eager")
+    sdpa = VideoLlama2ForConditionalGeneration._from_config(copy.deepcopy(config), attn_implementation="sdpa")
+    sdpa.load_state_dict(eager.state_dict())
+    assert eager.model.audio_tower.config._attn_implementation == "eager"
+    assert sdpa.model.audio_tower.config._attn_implementation == "sdpa"
+    batch = left_padded_audio_batch(eager)
+    with torch.no_grad():
+        eager_logits, sdpa_logits = eager.eval()(**batch).logits, sdpa.eval()(**batch).logits
+    attended = batch["attention_mask"].bool()
+    torch.testing.assert_close(eager_logits[attended], sdpa_logits[attended], atol=1e-5, rtol=1e-5)
+
+
+def test_audio_visual_save_reload_and_training_step(av_model, tmp_path):
+    av_model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    batch = left_padded_audio_batch(av_model)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, av_model(**batch).logits, atol=0, rtol=0)
+    loaded.train()
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    loaded(**batch, labels=labels).loss.backward()
+    assert loaded.model.audio_projector.linear_1.weight.grad.abs().sum() > 0
+    assert loaded.model.audio_tower.post_extract_proj.weight.grad.abs().sum() > 0

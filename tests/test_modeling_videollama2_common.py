@@ -12,23 +12,9 @@ from tests.generation.test_utils import GenerationTesterMixin
 from tests.test_configuration_common import ConfigTester
 from tests.test_modeling_common import ModelTesterMixin, floats_tensor, ids_tensor
 from transformers.models.auto import modeling_auto
+from videollama2_test_utils import TINY_AUDIO_CONFIG, TINY_AUDIO_FRAMES
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration, VideoLlama2Model
-
-
-# A BEATs small enough for unit tests: 48 filterbank frames of 32 mel bins make 3 x 2 patches, so 6 audio tokens.
-TINY_AUDIO_CONFIG = {
-    "num_mel_bins": 32,
-    "patch_embedding_dim": 16,
-    "hidden_size": 24,
-    "intermediate_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_conv_pos_embeddings": 8,
-    "num_conv_pos_embedding_groups": 4,
-    "layerdrop": 0.0,  # layer dropping during training would skip recorded outputs
-}
-TINY_AUDIO_FRAMES = 48
 
 
 class VideoLlama2ModelTester:

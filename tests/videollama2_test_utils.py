@@ -44,11 +44,27 @@ MARGIN_FOR_EXACT_IDS = 1e-3
 # Tiny random models: placeholder ids past the vocabulary, as for the released Mistral checkpoints.
 VOCAB = 96
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
-IMAGE_ID, VIDEO_ID = VOCAB, VOCAB + 1
+IMAGE_ID, VIDEO_ID, AUDIO_ID = VOCAB, VOCAB + 1, VOCAB + 2
+# A BEATs small enough for unit tests: TINY_AUDIO_FRAMES filterbank frames of 32 mel bins make 3 x 2 patches of 16.
+TINY_AUDIO_CONFIG = {
+    "num_mel_bins": 32,
+    "patch_embedding_dim": 16,
+    "hidden_size": 24,
+    "intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_conv_pos_embeddings": 8,
+    "num_conv_pos_embedding_groups": 4,
+    "layerdrop": 0.0,  # layer dropping during training would skip recorded outputs
+}
+TINY_AUDIO_FRAMES = 48
 
 
-def tiny_config(projector_type="stc_connector", text="mistral", vision="clip_vision_model", num_frames=4, **kwargs):
-    """A VideoLLaMA2 config small enough for unit tests (56 px frames, 4x4 patch grid, 2-layer LLM)."""
+def tiny_config(
+    projector_type="stc_connector", text="mistral", vision="clip_vision_model", num_frames=4, audio=False, **kwargs
+):
+    """A VideoLLaMA2 config small enough for unit tests (56 px frames, 4x4 patch grid, 2-layer LLM; with `audio`, a
+    2-layer BEATs)."""
     from videollama2_hf import VideoLlama2Config
 
     text_config = {
@@ -82,7 +98,7 @@ def tiny_config(projector_type="stc_connector", text="mistral", vision="clip_vis
         image_token_id=IMAGE_ID,
         video_token_id=VIDEO_ID,
         vision_feature_select_strategy="full" if vision == "siglip_vision_model" else "default",
-        **kwargs,
+        **{**({"audio_config": dict(TINY_AUDIO_CONFIG), "audio_token_id": AUDIO_ID} if audio else {}), **kwargs},
     )
 
 
