@@ -9,8 +9,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from transformers import AutoImageProcessor, AutoProcessor, CLIPImageProcessorPil, SiglipImageProcessorPil
+from videollama2_test_utils import audio_visual_processor
 
-from videollama2_hf import VideoLlama2Config, VideoLlama2ImageProcessor, VideoLlama2Processor, num_visual_tokens
+from videollama2_hf import (
+    VideoLlama2Config,
+    VideoLlama2FeatureExtractor,
+    VideoLlama2ImageProcessor,
+    VideoLlama2Processor,
+    num_visual_tokens,
+)
+from videollama2_hf.audio_decoding_videollama2 import load_audio
 from videollama2_hf.original_checkpoint import original_processor
 from videollama2_hf.original_layout import convert_config, load_chat_template, load_original_tokenizer
 
@@ -196,3 +204,98 @@ def test_any_video_array_expands_to_what_the_model_consumes(qwen, frames, height
     clip = inputs["pixel_values_videos"]
     assert clip.shape[0] == 1 and clip.shape[2:] == (3, 56, 56)
     assert count(inputs["input_ids"], processor.video_token_id) == config.get_num_visual_tokens(clip.shape[1])
+
+
+# --- the audio of VideoLLaMA2.1-AV ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def audio_visual(fixtures_dir):
+    return audio_visual_processor(fixtures_dir)
+
+
+def chat(*items, question="What do you hear?"):
+    return [{"role": "user", "content": [*items, {"type": "text", "text": question}]}]
+
+
+def test_processors_without_feature_extractor_reject_audio(qwen, media_dir, tmp_path):
+    processor = qwen[0]
+    video, wav = str(media_dir / "sample_demo_1.mp4"), str(media_dir / "bird-twitter-car.wav")
+    message = "This checkpoint has no audio encoder, so it cannot hear audio"
+    with pytest.raises(ValueError, match=message):
+        processor(text="<video>\nWhat?", videos=[video], load_audio_from_video=True)
+    with pytest.raises(ValueError, match=message):
+        processor(text="What?", audio=[wav])
+    with pytest.raises(ValueError, match=message):
+        processor.apply_chat_template(chat({"type": "audio", "path": wav}), tokenize=True, return_dict=True)
+    with pytest.raises(ValueError, match=message):
+        processor._get_num_multimodal_tokens(audio_lengths=[16000])
+    # and they save no audio settings, as before audio existed
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "processor_config.json").read_text())
+    assert "feature_extractor" not in saved and "audio_patch_size" not in saved
+    assert VideoLlama2Processor.from_pretrained(tmp_path).feature_extractor is None
+
+
+def test_audio_file_expands_to_its_tokens(audio_visual, media_dir):
+    processor = audio_visual
+    wav = media_dir / "bird-twitter-car.wav"
+    from_path = processor(text="<audio>\nWhat?", audio=[str(wav)])
+    from_waveform = processor(text="<audio>\nWhat?", audio=[load_audio(wav)], sampling_rate=16000)
+    assert count(from_path["input_ids"], processor.audio_token_id) == 1496
+    assert torch.equal(from_path["input_ids"], from_waveform["input_ids"])
+    assert torch.equal(from_path["input_features"], from_waveform["input_features"])
+    assert processor._get_num_multimodal_tokens(audio_lengths=[len(load_audio(wav))])["num_audio_tokens"] == [1496]
+    with pytest.raises(ValueError, match="sampled at 44100 Hz but this feature extractor expects 16000"):
+        processor(text="<audio>", audio=[np.zeros(44100)], sampling_rate=44100)
+
+
+def test_chat_audio_items_and_sound_of_videos(audio_visual, media_dir):
+    processor = audio_visual
+    video, wav = str(media_dir / "sample_demo_1.mp4"), str(media_dir / "bird-twitter-car.wav")
+    messages = chat({"type": "audio", "path": wav}, {"type": "video", "path": video})
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert "<|im_start|>user\n<audio>\n<video>\nWhat do you hear?<|im_end|>" in prompt
+    heard = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, load_audio_from_video=True
+    )
+    ids = heard["input_ids"][0]
+    # the wav's run, then the video's frames followed by its sound
+    placeholders = torch.tensor([processor.audio_token_id, processor.video_token_id])
+    runs = torch.unique_consecutive(ids[torch.isin(ids, placeholders)])
+    assert runs.tolist() == [processor.audio_token_id, processor.video_token_id, processor.audio_token_id]
+    assert count(ids, processor.audio_token_id) == 2 * 1496 and heard["input_features"].shape == (2, 2998, 128)
+    silent = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    assert count(silent["input_ids"][0], processor.audio_token_id) == 1496
+    assert torch.equal(silent["input_features"], heard["input_features"][:1])
+
+
+def test_sound_of_videos_errors(audio_visual, media_dir, fixtures_dir):
+    processor = audio_visual
+    silent_video = str(media_dir / "output_v_3V9tzjyr51I.mp4")
+    with pytest.raises(ValueError, match="has no audio stream"):  # the original heard 30 s of zeros
+        processor(text="<video>\nWhat?", videos=[silent_video], load_audio_from_video=True)
+    frames = np.zeros((8, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="reads the sound of video files: pass each video as a path, URL or bytes"):
+        processor(text="<video>\nWhat?", videos=[frames], load_audio_from_video=True)
+    with pytest.raises(ValueError, match=r'An \{"type": "audio"\} item needs its audio'):
+        processor.apply_chat_template(chat({"type": "audio"}), tokenize=True, return_dict=True)
+    with pytest.raises(ValueError, match="needs a tokenizer with an <audio> token"):
+        VideoLlama2Processor(
+            processor.image_processor,
+            processor.video_processor,
+            load_original_tokenizer(fixtures_dir / "qwen2_siglip_av" / "original_checkpoint"),  # no audio=True
+            feature_extractor=VideoLlama2FeatureExtractor(),
+        )
+
+
+def test_audio_visual_processor_save_and_reload(audio_visual, media_dir, tmp_path):
+    audio_visual.save_pretrained(tmp_path)
+    reloaded = AutoProcessor.from_pretrained(tmp_path)
+    assert isinstance(reloaded.feature_extractor, VideoLlama2FeatureExtractor)
+    assert reloaded.audio_token_id == audio_visual.audio_token_id and reloaded.audio_patch_size == 16
+    assert "input_features" in reloaded.model_input_names
+    wav = str(media_dir / "bird-twitter-car.wav")
+    first, second = audio_visual(text="<audio>", audio=[wav]), reloaded(text="<audio>", audio=[wav])
+    assert torch.equal(first["input_ids"], second["input_ids"])
+    assert torch.equal(first["input_features"], second["input_features"])
