@@ -130,6 +130,27 @@ def test_model_folder_problems(release, converted, media_dir, tmp_path):
     assert_one_line_error(result, 1, "already in the transformers layout")
 
 
+@pytest.mark.parametrize(
+    "argv,fragments",
+    [
+        (["--audio", "{media}/missing.wav"], ["No such file"]),
+        (["--audio", "{media}/desert.png"], ["desert.png has no audio stream", "Pass an audio file"]),
+        (
+            ["--video", "{media}/output_v_3V9tzjyr51I.mp4", "--with-audio"],
+            ["has no audio stream", "without its audio"],
+        ),
+        (["--audio", "{media}/bird-twitter-car.wav"], ["has no audio tower", "VideoLLaMA2.1-7B-AV"]),
+        (["--video", "{media}/sample_demo_1.mp4", "--with-audio"], ["has no audio tower", "--with-audio"]),
+    ],
+)
+def test_audio_errors_are_one_line(release, media_dir, argv, fragments):
+    """Checked before the model loads: a missing or silent file, and a checkpoint without an audio tower."""
+    argv = [arg.format(media=media_dir) for arg in argv]
+    began = time.perf_counter()
+    assert_one_line_error(videollama2_hf("ask", "--model", release, *argv, QUESTION), 1, *fragments)
+    assert time.perf_counter() - began < 60
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_missing_gpu(release, media_dir):
     result = videollama2_hf(

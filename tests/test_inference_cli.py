@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from videollama2_test_utils import original_folder
+from videollama2_test_utils import audio_visual_folder, original_folder
 
 from videollama2_hf.checkpoint_info import describe_checkpoint
 from videollama2_hf.cli import main
@@ -57,7 +57,7 @@ def test_help_lists_commands_examples_and_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["ask", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--video", "--image", "--num-frames", "--max-new-tokens", "--dtype", "--device", "--do-sample"):
+    for flag in ("--video", "--image", "--audio", "--with-audio", "--num-frames", "--max-new-tokens", "--do-sample"):
         assert flag in out
     assert "examples:" in out and "DAMO-NLP-SG/VideoLLaMA2-7B-16F" in out
 
@@ -65,7 +65,8 @@ def test_help_lists_commands_examples_and_exit_codes(capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["ask", QUESTION], "one of the arguments --video --image is required"),
+        (["ask", QUESTION], "one of the arguments --video --image --audio is required"),
+        (["ask", "--image", "b.jpg", "--with-audio", QUESTION], "--with-audio hears the sound of a video"),
         (["ask", "--video", "a.mp4", "--image", "b.jpg", QUESTION], "not allowed with"),
         (["ask", "--video", "a.mp4", "--temperature", "0.5", QUESTION], "need --do-sample"),
         (["ask", "--video", "a.mp4", "--num-frames", "0", QUESTION], "--num-frames must be positive"),
@@ -122,6 +123,26 @@ def test_ask_offline_default_model_fails_fast_with_advice(tmp_path, image_path):
     assert "DAMO-NLP-SG/VideoLLaMA2-7B-16F" in result.stderr
     assert "--model" in result.stderr and "local folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_audio_visual(fixtures_dir, tmp_path_factory):
+    return audio_visual_folder(fixtures_dir, tmp_path_factory.mktemp("audio-visual") / "VideoLLaMA2.1-AV-tiny")
+
+
+@pytest.mark.parametrize(
+    "media", [["--audio", "bird-twitter-car.wav"], ["--video", "sample_demo_1.mp4", "--with-audio"]]
+)
+def test_ask_about_a_sound(tiny_audio_visual, media_dir, media, capsys):
+    """The audio-visual checkpoint hears a wav file, or a video with its sound: the streamed answer is the library's,
+    which is the original's greedy answer (the parity tests compare it)."""
+    model, processor = load_model_and_processor(str(tiny_audio_visual), dtype="float32", device="cpu", audio=True)
+    source = str(media_dir / media[1])
+    kwargs = {"audio": source} if media[0] == "--audio" else {"video": source, "with_audio": True}
+    expected = ask(model, processor, QUESTION, max_new_tokens=5, **kwargs)
+    argv = ["ask", "--model", str(tiny_audio_visual), media[0], source, *media[2:], "--max-new-tokens", "5"]
+    code, out, _ = run([*argv, "--dtype", "float32", "--device", "cpu", "-q", QUESTION], capsys)
+    assert code == 0 and out.strip() == expected and expected
 
 
 def _component_counts(model) -> dict:

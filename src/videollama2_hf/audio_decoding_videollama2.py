@@ -138,6 +138,13 @@ def _open_audio_stream(source, what: str):
         ) from error
 
 
+def check_audio_track(source, what: str = "audio") -> None:
+    """Raise the one-line error decoding would raise when `source` (a `what`: "audio" file or "video") has no audio
+    stream FFmpeg can open, without decoding it: a cheap check before a model loads."""
+    with _open_audio_stream(source, what):
+        pass
+
+
 def _check_length(stream, num_samples: int, rate: int, name: str) -> None:
     if num_samples == 0:
         raise ValueError(f"{name} has an audio stream without any sample (an empty or truncated file?).")
@@ -212,6 +219,7 @@ def load_video_audio(
 
 
 __all__ = [
+    "check_audio_track",
     "clip_sample_ranges",
     "decode_audio_track",
     "fit_to_length",

@@ -118,6 +118,8 @@ _ASK_EXAMPLES = """examples:
   videollama2-hf ask --model ./VideoLLaMA2-7B-16F-hf --image photo.jpg "Describe the image."
   videollama2-hf ask --model ./VideoLLaMA2.1-7B-16F --video clip.mp4 --num-frames 16 --dtype float32 \\
       --do-sample --temperature 0.7 --top-p 0.9 "What is the person doing?"
+  videollama2-hf ask --model DAMO-NLP-SG/VideoLLaMA2.1-7B-AV --audio sound.wav "What can you hear?"
+  videollama2-hf ask --model DAMO-NLP-SG/VideoLLaMA2.1-7B-AV --video clip.mp4 --with-audio "What is said?"
 
 --model takes a converted folder or repo, or a released DAMO-NLP-SG checkpoint (loaded directly, no conversion).
 Without network access, download the checkpoint first and pass its folder.
@@ -129,9 +131,10 @@ def _add_ask_parser(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "ask",
-        help="answer a question about a video or an image, streaming the answer",
-        description="Answer a question about a video or an image with a VideoLLaMA2 checkpoint; the answer is "
-        "streamed to stdout as it is generated (greedy decoding unless --do-sample).",
+        help="answer a question about a video, an image or a sound, streaming the answer",
+        description="Answer a question about a video, an image or (with an audio-visual checkpoint) an audio file "
+        "or a video with its sound; the answer is streamed to stdout as it is generated (greedy decoding unless "
+        "--do-sample).",
         epilog=_ASK_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -139,6 +142,14 @@ def _add_ask_parser(subparsers) -> None:
     media = parser.add_mutually_exclusive_group(required=True)
     media.add_argument("--video", metavar="PATH_OR_URL", help="video file (mp4, webm, gif, ...), frame folder or URL")
     media.add_argument("--image", metavar="PATH_OR_URL", help="image file or URL")
+    media.add_argument(
+        "--audio", metavar="PATH_OR_URL", help="audio file or URL (wav, flac, mp3, ...; audio-visual checkpoints)"
+    )
+    parser.add_argument(
+        "--with-audio",
+        action="store_true",
+        help="hear the video with its sound track (audio-visual checkpoints such as VideoLLaMA2.1-7B-AV)",
+    )
     parser.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -178,10 +189,14 @@ def _run_ask(args) -> int:
         parser.error("--max-new-tokens must be positive")
     if (args.temperature is not None or args.top_p is not None) and not args.do_sample:
         parser.error("--temperature/--top-p need --do-sample")
+    if args.with_audio and args.video is None:
+        parser.error("--with-audio hears the sound of a video: it needs --video")
     from .inference import ask, check_model_folder, load_media, load_model_and_processor
 
-    media = load_media(video=args.video, image=args.image)  # cheap checks before the model loads
-    check_model_folder(args.model)
+    # cheap checks before the model loads
+    media = load_media(video=args.video, image=args.image, audio=args.audio, with_audio=args.with_audio)
+    hears = args.audio is not None or args.with_audio
+    check_model_folder(args.model, audio=hears)
     from transformers import TextStreamer
     from transformers.utils import logging as hf_logging
 
@@ -195,9 +210,8 @@ def _run_ask(args) -> int:
         from transformers import set_seed
 
         set_seed(args.seed)
-    model, processor = load_model_and_processor(args.model, dtype=args.dtype, device=args.device)
+    model, processor = load_model_and_processor(args.model, dtype=args.dtype, device=args.device, audio=hears)
     streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    media_kwargs = {"video": media} if args.video is not None else {"image": media}
     ask(
         model,
         processor,
@@ -208,7 +222,8 @@ def _run_ask(args) -> int:
         temperature=args.temperature,
         top_p=args.top_p,
         streamer=streamer,
-        **media_kwargs,
+        with_audio=args.with_audio,
+        **{media["type"]: media},
     )
     return 0
 
@@ -241,7 +256,7 @@ def _run_info(args) -> int:
 
 _EPILOG = """commands:
   convert   convert a released checkpoint to the transformers layout (and push it to the Hub)
-  ask       answer a question about a video or an image
+  ask       answer a question about a video, an image or a sound
   info      describe a checkpoint folder
 
 examples:

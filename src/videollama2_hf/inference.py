@@ -1,15 +1,17 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""`videollama2-hf ask`: load a checkpoint and answer a question about a video or an image, streaming the answer.
+"""`videollama2-hf ask`: load a checkpoint and answer a question about a video, an image or (with an audio-visual
+checkpoint) an audio file or a video with its sound, streaming the answer.
 
-Cheap checks come first: the media, the model folder (its config.json and the headers of its weight files) and the
-device are checked before any weight is read, so that a typo never costs a 7B load.
+Cheap checks come first: the media (a video heard with its sound must have an audio track), the model folder (its
+config.json, whether it has the audio tower the question needs, the headers of its weight files) and the device are
+checked before any weight is read, so that a typo never costs a 7B load.
 """
 
 import io
 import json
 from pathlib import Path
 
-from .original_layout import is_original_config
+from .original_layout import is_audio_visual, is_original_config
 from .safetensors_copy import read_safetensors_header
 
 
@@ -26,17 +28,31 @@ def _is_url(path) -> bool:
     return str(path).startswith(("http://", "https://"))
 
 
-def load_media(video=None, image=None) -> dict:
-    """The chat-message item of one video or image, checked (or downloaded, for URLs) before any model loads."""
-    if (video is None) == (image is None):
-        raise ValueError("Give exactly one of a video and an image.")
-    kind, source = ("video", video) if video is not None else ("image", image)
+def _no_audio_tower(name: str) -> str:
+    return (
+        f"{name} has no audio tower, so it cannot hear audio: use an audio-visual checkpoint such as "
+        "DAMO-NLP-SG/VideoLLaMA2.1-7B-AV, or ask without --audio/--with-audio."
+    )
+
+
+def load_media(video=None, image=None, audio=None, with_audio: bool = False) -> dict:
+    """The chat-message item of one video, image or audio file, checked (or downloaded, for URLs) before any model
+    loads. `with_audio`: the video is heard with its sound, so it must have an audio track."""
+    media = (("video", video), ("image", image), ("audio", audio))
+    given = [(kind, source) for kind, source in media if source is not None]
+    if len(given) != 1:
+        raise ValueError("Give exactly one of a video, an image and an audio file.")
+    (kind, source), hears_video = given[0], with_audio and video is not None
+    if with_audio and kind != "video":
+        raise ValueError("--with-audio hears the sound track of a video: pass the video with --video.")
     if _is_url(source):
         from .video_decoding_videollama2 import download
 
         data = download(str(source))
-        if kind == "video":
-            return {"type": "video", "video": data}
+        if kind == "audio" or hears_video:
+            _check_audio_track(data, kind)
+        if kind != "image":
+            return {"type": kind, kind: data}
         import PIL.Image
 
         try:
@@ -50,18 +66,28 @@ def load_media(video=None, image=None) -> dict:
         raise FileNotFoundError(f"No such file: {path}")
     if kind == "video":
         if path.is_dir():
+            if hears_video:
+                raise ValueError(f"{path} is a folder of frames, which has no sound: drop --with-audio.")
             if not any(entry.suffix.lower() in IMAGE_EXTENSIONS for entry in path.iterdir()):
                 raise ValueError(f"The folder {path} holds no image files to use as video frames.")
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
             raise ValueError(f"{path} is an image, not a video: pass it with --image (image=...).")
     elif not path.is_file():
-        raise ValueError(f"{path} is a folder; --image takes an image file.")
+        raise ValueError(f"{path} is a folder; --{kind} takes a file.")
+    if kind == "audio" or hears_video:
+        _check_audio_track(path, kind)
     return {"type": kind, "path": str(path)}
 
 
-def check_model_folder(model_id: str) -> bool:
-    """For a local folder (returns True): a readable config.json of a VideoLLaMA2 checkpoint and complete weight
-    files. Hub ids (returns False) are checked by the download."""
+def _check_audio_track(source, kind: str) -> None:
+    from .audio_decoding_videollama2 import check_audio_track
+
+    check_audio_track(source, kind)
+
+
+def check_model_folder(model_id: str, audio: bool = False) -> bool:
+    """For a local folder (returns True): a readable config.json of a VideoLLaMA2 checkpoint (with an audio tower
+    when `audio`) and complete weight files. Hub ids (returns False) are checked by the download."""
     path = Path(model_id).expanduser()
     if not path.is_dir():
         if path.exists() or str(model_id).startswith(("/", ".", "~")) or str(model_id).count("/") != 1:
@@ -78,6 +104,8 @@ def check_model_folder(model_id: str) -> bool:
             f"{path} is not a VideoLLaMA2 checkpoint (config.json has model_type {config.get('model_type')!r}); "
             "pass a converted folder or a released DAMO-NLP-SG checkpoint."
         )
+    if audio and config.get("audio_config") is None and not is_audio_visual(config):
+        raise ValueError(_no_audio_tower(str(path)))
     for shard in sorted(path.glob("*.safetensors")):
         read_safetensors_header(shard)  # a truncated download fails here, with the file named
     return True
@@ -121,10 +149,13 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def load_model_and_processor(model_id: str = DEFAULT_MODEL, dtype: str = "auto", device: str | None = "auto"):
-    """A VideoLLaMA2 model and its processor from a converted folder/repo or a released (original-layout) one."""
+def load_model_and_processor(
+    model_id: str = DEFAULT_MODEL, dtype: str = "auto", device: str | None = "auto", audio: bool = False
+):
+    """A VideoLLaMA2 model and its processor from a converted folder/repo or a released (original-layout) one;
+    `audio`: the model must have an audio tower (checked before the weights are read)."""
     model_id = str(model_id)
-    is_local = check_model_folder(model_id)
+    is_local = check_model_folder(model_id, audio=audio)
     device = resolve_device(device)
     from transformers import AutoConfig, AutoModelForImageTextToText
 
@@ -142,6 +173,8 @@ def load_model_and_processor(model_id: str = DEFAULT_MODEL, dtype: str = "auto",
         config = None
     if not isinstance(config, VideoLlama2Config):
         config = load_original_config(model_id)
+    if audio and config.audio_config is None:
+        raise ValueError(_no_audio_tower(model_id))
     model = AutoModelForImageTextToText.from_pretrained(
         model_id, config=config, dtype=resolve_dtype(dtype), device_map=device
     )
@@ -150,7 +183,7 @@ def load_model_and_processor(model_id: str = DEFAULT_MODEL, dtype: str = "auto",
 
 
 def build_messages(question: str, media: dict) -> list[dict]:
-    """One user turn: the video or image first (as the original prompt has it), then the question."""
+    """One user turn: the video, image or audio first (as the original prompt has it), then the question."""
     return [{"role": "user", "content": [media, {"type": "text", "text": question}]}]
 
 
@@ -160,6 +193,8 @@ def ask(
     question: str,
     video=None,
     image=None,
+    audio=None,
+    with_audio: bool = False,
     num_frames: int | None = None,
     max_new_tokens: int = 512,
     do_sample: bool = False,
@@ -167,13 +202,15 @@ def ask(
     top_p: float | None = None,
     streamer=None,
 ) -> str:
-    """Answer `question` about a video or image (path, URL, or a `load_media` item); greedy unless `do_sample`.
-    `streamer` (e.g. a `TextStreamer`) receives the answer while it is generated."""
+    """Answer `question` about a video, image or audio file (path, URL, or a `load_media` item); greedy unless
+    `do_sample`. `with_audio`: hear the video with its sound (audio-visual checkpoints). `streamer` (e.g. a
+    `TextStreamer`) receives the answer while it is generated."""
     import torch
 
     if not question.strip():
-        raise ValueError("The question is empty; ask something about the video or image.")
-    media = video if isinstance(video, dict) else image if isinstance(image, dict) else load_media(video, image)
+        raise ValueError("The question is empty; ask something about the video, image or audio.")
+    media = next((item for item in (video, image, audio) if isinstance(item, dict)), None)
+    media = media or load_media(video, image, audio, with_audio=with_audio)
     processor_kwargs = {} if num_frames is None else {"num_frames": num_frames}
     inputs = processor.apply_chat_template(
         build_messages(question, media),
@@ -181,6 +218,7 @@ def ask(
         tokenize=True,
         return_dict=True,
         return_tensors="pt",
+        load_audio_from_video=with_audio,
         processor_kwargs=processor_kwargs,
     ).to(model.device)
     generate_kwargs = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "streamer": streamer}
