@@ -1,4 +1,5 @@
-"""`pipeline("image-text-to-text")` and the visual-question-answering pipeline on a tiny converted checkpoint."""
+"""`pipeline("image-text-to-text")` and the visual-question-answering pipeline on tiny converted checkpoints (the
+audio-visual one hears audio items and videos with their sound)."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
-from videollama2_test_utils import converted_folder
+from videollama2_test_utils import audio_visual_folder, converted_folder
 
 from videollama2_hf.pipeline_videollama2 import VideoLlama2VisualQuestionAnsweringPipeline
 from videollama2_hf.remote_code import VQA_PIPELINE_ENTRY, add_vqa_pipeline_to_folder
@@ -47,12 +48,17 @@ def chat(item):
     return [{"role": "user", "content": [item, {"type": "text", "text": QUESTION}]}]
 
 
-def direct_answer(folder, item, **processor_kwargs):
+def direct_answer(folder, item, load_audio_from_video=False, **processor_kwargs):
     """The greedy answer computed by hand: processor + generate + decode."""
     model = AutoModelForImageTextToText.from_pretrained(folder).eval()
     processor = AutoProcessor.from_pretrained(folder)
     inputs = processor.apply_chat_template(
-        chat(item), add_generation_prompt=True, tokenize=True, return_dict=True, processor_kwargs=processor_kwargs
+        chat(item),
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        load_audio_from_video=load_audio_from_video,
+        processor_kwargs=processor_kwargs,
     )
     with torch.no_grad():
         out = model.generate(**inputs, **GREEDY)
@@ -141,9 +147,9 @@ def test_vqa_pipeline_batches(vqa, media):
         generate_kwargs=GREEDY,
     )
     assert len(dicts) == 2 and all(len(answer) == 1 and "answer" in answer[0] for answer in dicts)
-    with pytest.raises(ValueError, match="exactly one of `image` and `video`"):
+    with pytest.raises(ValueError, match="exactly one of `image`, `video` and `audio`"):
         vqa(question=QUESTION)
-    with pytest.raises(ValueError, match="2 images/videos but 3 questions"):
+    with pytest.raises(ValueError, match="2 images/videos/sounds but 3 questions"):
         vqa(image=[media["image_path"]] * 2, question=[QUESTION] * 3)
 
 
@@ -187,3 +193,30 @@ def test_pipeline_on_a_release_in_the_original_layout(fixtures_dir, tmp_path, me
     assert answer == chat_pipe(text=item, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
     vqa = pipeline("image-text-to-text", model=str(release), pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline)
     assert vqa(image=media["image_path"], question=QUESTION, generate_kwargs=GREEDY)[0]["answer"]
+
+
+@pytest.fixture(scope="module")
+def audio_visual(fixtures_dir, tmp_path_factory):
+    return audio_visual_folder(fixtures_dir, tmp_path_factory.mktemp("audio-visual"))
+
+
+def test_pipelines_hear_audio_and_videos_with_their_sound(audio_visual, media):
+    """transformers' chat pipeline takes audio items and `load_audio_from_video=True`; the VQA pipeline `audio=` and
+    `with_audio=True`. Each answer is the one computed by hand."""
+    wav = str(media["video_path"]).replace("sample_demo_1.mp4", "bird-twitter-car.wav")
+    chat_pipe = pipeline("image-text-to-text", model=str(audio_visual))
+    vqa = pipeline(
+        "image-text-to-text", model=str(audio_visual), pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline
+    )
+    sound = {"type": "audio", "path": wav}
+    heard = chat_pipe(text=chat(sound), generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
+    assert heard.strip() == direct_answer(audio_visual, sound)
+    assert vqa(audio=wav, question=QUESTION, generate_kwargs=GREEDY) == [{"answer": heard.strip()}]
+    video = {"type": "video", "path": media["video_path"]}
+    kwargs = {"generate_kwargs": GREEDY, "return_full_text": False}
+    with_sound = chat_pipe(text=chat(video), load_audio_from_video=True, **kwargs)[0]["generated_text"]
+    assert with_sound.strip() == direct_answer(audio_visual, video, load_audio_from_video=True)
+    answer = vqa(video=media["video_path"], question=QUESTION, with_audio=True, generate_kwargs=GREEDY)
+    assert answer == [{"answer": with_sound.strip()}]
+    silent = vqa(video=media["video_path"], question=QUESTION, generate_kwargs=GREEDY)
+    assert silent == [{"answer": direct_answer(audio_visual, video)}]
