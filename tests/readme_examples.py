@@ -10,8 +10,9 @@ Conventions for writing those examples (so that they run unchanged for users and
   `<!-- readme-test: skip (needs a CUDA GPU) -->`.
 * Blocks run in a scratch folder holding every file of the shared media folder by name (`sample_demo_1.mp4`,
   `extreme_ironing.jpg`, `desert.png`, ...) and `VideoLLaMA2-7B-16F-hf/`, a tiny converted checkpoint made by the
-  converter (16 frames, Mistral, CLIP). Refer to them by relative paths: `"sample_demo_1.mp4"`,
-  `"./VideoLLaMA2-7B-16F-hf"`. Relative paths an example writes land in the scratch folder.
+  converter (16 frames, Mistral, CLIP), and `VideoLLaMA2.1-7B-AV-hf/`, the tiny audio-visual checkpoint in the
+  transformers layout. Refer to them by relative paths: `"sample_demo_1.mp4"`, `"./VideoLLaMA2-7B-16F-hf"`. Relative
+  paths an example writes land in the scratch folder.
 * A string literal naming a released repository, `"DAMO-NLP-SG/VideoLLaMA2..."`, is replaced by a tiny checkpoint in
   the original layout, so direct loading of the releases is exercised too.
 * Examples print their results and bound generation (`max_new_tokens=...`).
@@ -28,6 +29,7 @@ SKIP_MARK = "readme-test: skip"
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 RELEASE_ID = re.compile(r"""(["'])DAMO-NLP-SG/VideoLLaMA2[\w.\-]*\1""")
 CONVERTED_NAME = "VideoLLaMA2-7B-16F-hf"
+AUDIO_VISUAL_NAME = "VideoLLaMA2.1-7B-AV-hf"
 RELEASE_NAME = "VideoLLaMA2-7B-16F"
 VARIANT = "mistral_stc_f16"
 
@@ -55,7 +57,10 @@ def release_folder(fixtures_dir: Path, variant: str, destination: Path) -> Path:
 
 
 def make_scratch(fixtures_dir: Path, media_dir: Path, root: Path) -> Path:
-    """The media by name, a converted tiny checkpoint and a release-layout copy (`RELEASE_NAME`/) in `root`."""
+    """The media by name, a converted tiny checkpoint, the tiny audio-visual one and a release-layout copy
+    (`RELEASE_NAME`/) in `root`."""
+    from videollama2_test_utils import audio_visual_folder
+
     from videollama2_hf.convert_videollama2_weights_to_hf import convert_videollama2_checkpoint
 
     for path in media_dir.iterdir():
@@ -64,6 +69,7 @@ def make_scratch(fixtures_dir: Path, media_dir: Path, root: Path) -> Path:
     convert_videollama2_checkpoint(
         source / "original_checkpoint", root / CONVERTED_NAME, vision_tower=source / "vision_tower", progress=False
     )
+    audio_visual_folder(fixtures_dir, root / AUDIO_VISUAL_NAME)
     release_folder(fixtures_dir, VARIANT, root / "releases" / RELEASE_NAME)
     return root
 
