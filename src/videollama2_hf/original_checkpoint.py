@@ -119,6 +119,14 @@ class VideoLlama2OriginalConfig(PreTrainedConfig):
         return VideoLlama2Config.from_dict(hf_dict, **kwargs)
 
 
+def _config_of_release(config_dict: dict, path_or_repo_id, kwargs: dict) -> dict | None:
+    """`VideoLlama2Config.from_pretrained` reader: a release's config.json translated, None for any other layout."""
+    if not is_original_config(config_dict):
+        return None
+    vision_tower = kwargs.pop("vision_tower", None)
+    return original_config_to_dict(config_dict, str(path_or_repo_id), vision_tower, **kwargs)
+
+
 class VideoLlama2OriginalMixtralConfig(VideoLlama2OriginalConfig):
     model_type = "videollama2_mixtral"
 
@@ -161,13 +169,17 @@ def original_key_renamings() -> list[WeightRenaming]:
 
 
 def register_original_checkpoints() -> None:
-    """Make the releases load through the Auto classes and `VideoLlama2Processor.from_pretrained`."""
+    """Make the releases load through the Auto classes and the `from_pretrained` of our own classes."""
     for config_class in ORIGINAL_CONFIG_CLASSES:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     # keyed by model_type: covers VideoLlama2ForConditionalGeneration and VideoLlama2Model
     register_checkpoint_conversion_mapping(VideoLlama2Config.model_type, original_key_renamings(), overwrite=True)
-    if _processor_of_release not in VideoLlama2Processor.layout_readers:
-        VideoLlama2Processor.layout_readers.append(_processor_of_release)
+    for readers, reader in (
+        (VideoLlama2Config.layout_readers, _config_of_release),
+        (VideoLlama2Processor.layout_readers, _processor_of_release),
+    ):
+        if reader not in readers:
+            readers.append(reader)
 
 
 __all__ = [
