@@ -242,13 +242,11 @@ def test_release_whose_config_says_a_text_model_type(fixtures_dir, tmp_path):
     assert type(cli_model) is VideoLlama2ForConditionalGeneration and type(processor) is VideoLlama2Processor
 
 
-def test_our_own_classes_read_the_release_layout_too(fixtures_dir):
+def test_our_own_classes_read_the_release_layout_too(fixtures_dir, tmp_path):
     """`VideoLlama2ForConditionalGeneration.from_pretrained(release)` (no Auto class) gets the release's config, not
     the defaults (a random 7B model); a foreign config is refused."""
-    variant = fixtures_dir / "mistral_stc_f8"
-    model, info = VideoLlama2ForConditionalGeneration.from_pretrained(
-        variant / "original_checkpoint", vision_tower=variant / "vision_tower", output_loading_info=True
-    )
+    folder = original_folder(fixtures_dir, "mistral_stc_f8", tmp_path / "release")  # its tower in vision_tower/
+    model, info = VideoLlama2ForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
     assert model.config.text_config.hidden_size == 64 and model.config.vision_config.image_size == 56
     assert not any(info.values()), info
     with pytest.raises(ValueError, match="model_type 'bert' is not a VideoLlama2Config"):
