@@ -57,6 +57,10 @@ ORIGINAL_UNUSED_KEY_PATTERNS = [
     r"^model\.audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
 ]
 _COMPILED_UNUSED = [re.compile(pattern) for pattern in ORIGINAL_UNUSED_KEY_PATTERNS]
+# Every stored copy of BEATs' shared relative-position table (the one kept and the dropped ones).
+AUDIO_SHARED_TABLE_KEY = re.compile(
+    r"^model\.audio_tower\.encoder\.layers\.\d+\.self_attn\.relative_attention_bias\.weight$"
+)
 
 # Parts of a model in the transformers layout, by tensor-name prefix.
 COMPONENT_PREFIXES = {
@@ -453,7 +457,8 @@ _PIXEL_SETTINGS = (
 
 
 def processor_settings(image_processor_settings: dict, config: dict) -> dict:
-    """The processor of a release as plain settings: `{"image_processor", "video_processor", "processor"}`.
+    """The processor of a release as plain settings: `{"image_processor", "video_processor", "processor"}` (and, for an
+    audio-visual release, `"feature_extractor"`: the filterbank of the original, the feature extractor's defaults).
 
     `config` holds `VideoLlama2Config` keyword arguments (`convert_config`). Images and video frames get exactly the
     tower's pixel pipeline with PIL, whose bicubic resize is what the original computed: `VideoLlama2ImageProcessor`
