@@ -146,14 +146,21 @@ def detect_preset(source: str, original_config: dict, kind: str) -> dict | None:
         original_config.get("num_frames") or DEFAULT_NUM_FRAMES,
         original_config.get("mm_projector_type", "linear"),
         tower["id"] if tower else None,
+        is_audio_visual(original_config),
     )
-    matches = [
-        preset
-        for preset in presets.values()
-        if (preset["backbone"], preset["kind"], preset["num_frames"], preset["projector_type"], preset["vision_tower"])
-        == signature
-    ]
+    matches = [preset for preset in presets.values() if _preset_signature(preset) == signature]
     return matches[0] if len(matches) == 1 else None
+
+
+def _preset_signature(preset: dict) -> tuple:
+    return (
+        preset["backbone"],
+        preset["kind"],
+        preset["num_frames"],
+        preset["projector_type"],
+        preset["vision_tower"],
+        preset.get("audio_visual", False),
+    )
 
 
 def backbone_defaults(family: str) -> dict:
@@ -477,7 +484,13 @@ def processor_settings(image_processor_settings: dict, config: dict) -> dict:
     pixels = {**_TOWER_PIXEL_DEFAULTS[tower_type], **settings}
     if not pixels["do_center_crop"]:
         pixels["crop_size"] = None
+    audio = (
+        {"feature_extractor": {"feature_extractor_type": "VideoLlama2FeatureExtractor"}}
+        if "audio_config" in config
+        else {}
+    )
     return {
+        **audio,
         "image_processor": {"image_processor_type": "VideoLlama2ImageProcessor", **pixels},
         "video_processor": {**pixels, "num_frames": config["num_frames"]},
         "processor": {
