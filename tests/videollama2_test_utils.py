@@ -33,6 +33,7 @@ PRESET_NAMES = {
     "VideoLLaMA2-72B-Base",
     "VideoLLaMA2.1-7B-16F",
     "VideoLLaMA2.1-7B-16F-Base",
+    "VideoLLaMA2.1-7B-AV",
 }
 ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200}
 # Greedy decoding of random models has near-ties: ids are compared exactly up to the first step with a smaller margin.

@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 from .hub import NotInCacheError, download, looks_like_repo_id
+from .safetensors_copy import read_safetensors_header
 from .token_counts_videollama2 import DEFAULT_DOWNSAMPLE, DEFAULT_NUM_FRAMES
 
 
@@ -271,6 +272,16 @@ def audio_encoder_config(shapes: dict[str, list[int]] | None = None) -> dict:
     }
 
 
+def local_tensor_shapes(path_or_repo_id) -> dict[str, list[int]] | None:
+    """Original tensor name -> shape, from the safetensors headers of a local release (None for a Hub id: reading
+    them there would mean downloading the shards)."""
+    folder = Path(path_or_repo_id).expanduser()
+    if not folder.is_dir():
+        return None
+    headers = [read_safetensors_header(path) for path in sorted(folder.glob("model*.safetensors"))]
+    return {name: shape for header in headers for name, (_, shape, _, _) in header.tensors.items()}
+
+
 def convert_config(
     original_config: dict,
     vision_tower_config: dict,
@@ -518,6 +529,7 @@ __all__ = [
     "list_presets",
     "load_chat_template",
     "load_original_tokenizer",
+    "local_tensor_shapes",
     "processor_settings",
     "looks_like_repo_id",
     "read_json",
