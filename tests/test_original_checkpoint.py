@@ -240,3 +240,14 @@ def test_release_whose_config_says_a_text_model_type(fixtures_dir, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
     cli_model, processor = load_model_and_processor(str(folder), dtype="float32", device="cpu")
     assert type(cli_model) is VideoLlama2ForConditionalGeneration and type(processor) is VideoLlama2Processor
+
+
+def test_our_own_classes_read_the_release_layout_too(fixtures_dir, tmp_path):
+    """`VideoLlama2ForConditionalGeneration.from_pretrained(release)` (no Auto class) gets the release's config, not
+    the defaults (a random 7B model); a foreign config is refused."""
+    folder = original_folder(fixtures_dir, "mistral_stc_f8", tmp_path / "release")  # its tower in vision_tower/
+    model, info = VideoLlama2ForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
+    assert model.config.text_config.hidden_size == 64 and model.config.vision_config.image_size == 56
+    assert not any(info.values()), info
+    with pytest.raises(ValueError, match="model_type 'bert' is not a VideoLlama2Config"):
+        VideoLlama2Config.from_dict({"model_type": "bert", "hidden_size": 8})

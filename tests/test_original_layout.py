@@ -34,6 +34,8 @@ def _original_config(preset: dict) -> dict:
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "num_hidden_layers": 1,
+        # what marks the audio-visual release's config.json (a training path; the original never reads it)
+        **({"mm_audio_tower": "work_dirs/audio_tower.bin"} if preset.get("audio_visual") else {}),
     }
 
 
@@ -61,7 +63,7 @@ def test_presets_cover_every_release_and_build_configs():
         assert detect_preset(preset["source"], original, kind)["name"] == name  # by repo id
         assert detect_preset("/models/some-folder", original, kind)["name"] == name  # by what config.json says
     assert tokens["VideoLLaMA2-7B"] == 845 and tokens["VideoLLaMA2-7B-16F"] == 1521
-    assert tokens["VideoLLaMA2.1-7B-16F"] == 1352
+    assert tokens["VideoLLaMA2.1-7B-16F"] == tokens["VideoLLaMA2.1-7B-AV"] == 1352
     assert get_preset("videollama2-72b-base")["source_model_type"] == "qwen2"
     with pytest.raises(ValueError, match="Unknown preset"):
         get_preset("VideoLLaMA3")

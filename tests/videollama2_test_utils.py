@@ -35,6 +35,7 @@ PRESET_NAMES = {
     "VideoLLaMA2-72B-Base",
     "VideoLLaMA2.1-7B-16F",
     "VideoLLaMA2.1-7B-16F-Base",
+    "VideoLLaMA2.1-7B-AV",
 }
 AV_VARIANT = "qwen2_siglip_av"
 ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200, "audio": -202}

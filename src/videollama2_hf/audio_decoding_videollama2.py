@@ -25,13 +25,12 @@ from fractions import Fraction
 import numpy as np
 from transformers.utils import logging
 
+from .token_counts_videollama2 import AUDIO_CLIP_SECONDS, AUDIO_SAMPLING_RATE
 from .video_decoding_videollama2 import download
 
 
 logger = logging.get_logger(__name__)
 
-SAMPLING_RATE = 16000
-MAX_DURATION_S = 30  # every clip becomes exactly this long (480000 samples at 16 kHz)
 VIDEO_CLIP_DURATION_S = 2
 VIDEO_NUM_CLIPS = 8
 
@@ -70,7 +69,7 @@ def fit_to_length(waveform: np.ndarray, num_samples: int) -> np.ndarray:
 
 def clip_sample_ranges(
     num_samples: int,
-    sampling_rate: int = SAMPLING_RATE,
+    sampling_rate: int = AUDIO_SAMPLING_RATE,
     clip_duration: int = VIDEO_CLIP_DURATION_S,
     num_clips: int = VIDEO_NUM_CLIPS,
 ) -> list[tuple[int, int]]:
@@ -168,7 +167,9 @@ def _channel_zero(frame) -> np.ndarray:
     return channel / _SAMPLE_SCALE[sample_format]
 
 
-def load_audio(source, sampling_rate: int = SAMPLING_RATE, max_duration_s: int = MAX_DURATION_S) -> np.ndarray:
+def load_audio(
+    source, sampling_rate: int = AUDIO_SAMPLING_RATE, max_duration_s: int = AUDIO_CLIP_SECONDS
+) -> np.ndarray:
     """The waveform the original computes the filterbank of, for an audio file: float64, `max_duration_s` at
     `sampling_rate` (480000 samples by default). Channel 0 of multichannel audio; centred window of longer audio."""
     with _open_audio_stream(source, "audio") as (container, stream, name):
@@ -189,7 +190,7 @@ def load_audio(source, sampling_rate: int = SAMPLING_RATE, max_duration_s: int =
     return waveform
 
 
-def decode_audio_track(source, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+def decode_audio_track(source, sampling_rate: int = AUDIO_SAMPLING_RATE) -> np.ndarray:
     """The whole audio track of a video (or audio file) as mono int16 PCM at `sampling_rate`, like
     `ffmpeg -i FILE -vn -ac 1 -ar 16000 -f s16le -`, the command the original runs."""
     av = _import_av()
@@ -204,8 +205,8 @@ def decode_audio_track(source, sampling_rate: int = SAMPLING_RATE) -> np.ndarray
 
 def load_video_audio(
     source,
-    sampling_rate: int = SAMPLING_RATE,
-    max_duration_s: int = MAX_DURATION_S,
+    sampling_rate: int = AUDIO_SAMPLING_RATE,
+    max_duration_s: int = AUDIO_CLIP_SECONDS,
     clip_duration: int = VIDEO_CLIP_DURATION_S,
     num_clips: int = VIDEO_NUM_CLIPS,
 ) -> np.ndarray:

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from .original_layout import (
     COMPONENT_PREFIXES,
+    audio_encoder_config,
     convert_config,
     convert_original_key,
     is_original_config,
     resolve_vision_tower,
 )
 from .safetensors_copy import read_safetensors_header, source_tensors
-from .token_counts_videollama2 import num_visual_tokens
+from .token_counts_videollama2 import FBANK_MEL_BINS, num_audio_tokens, num_fbank_frames, num_visual_tokens
 
 
 @dataclass
@@ -29,6 +30,7 @@ class CheckpointInfo:
     projector: str
     num_frames: int
     tokens_per_video: int
+    tokens_per_audio: int | None = None  # audio-visual checkpoints: an audio file, or a video's sound
     parameters: dict = field(default_factory=dict)  # component -> count
     dtypes: dict = field(default_factory=dict)  # dtype -> number of parameters
     weight_files: list = field(default_factory=list)
@@ -40,13 +42,13 @@ class CheckpointInfo:
 
 
 def _weight_shapes(folder: Path) -> tuple[dict, list[str]]:
-    """name -> (dtype, shape) from every safetensors header (and `*.bin` projector files of Base checkpoints)."""
+    """name -> (dtype, shape) from every safetensors header (or the `*.bin` projector file of a Base checkpoint)."""
     tensors, files = {}, []
     for path in sorted(folder.glob("*.safetensors")):
         header = read_safetensors_header(path)
         tensors.update({name: (dtype, shape) for name, (dtype, shape, _, _) in header.tensors.items()})
         files.append(path.name)
-    for path in sorted(folder.glob("*.bin")):
+    for path in [] if files else sorted(folder.glob("*.bin")):  # beside shards, .bin files repeat them (AV release)
         tensors.update({t.source_key: (t.dtype, t.shape) for t in source_tensors(path, lambda key: key, [])})
         files.append(path.name)
     return tensors, files
@@ -64,9 +66,13 @@ def describe_checkpoint(folder) -> CheckpointInfo:
     except ValueError as error:
         raise ValueError(f"{folder / 'config.json'} is not valid JSON ({error}).") from None
     original = is_original_config(raw)
+    tensors, files = _weight_shapes(folder)
     if original:
         tower = resolve_vision_tower(raw, folder, local_files_only=True)
-        config = convert_config(raw, tower["config"], 0, 1)
+        shapes = {name: shape for name, (_, shape) in tensors.items()}
+        config = convert_config(
+            raw, tower["config"], 0, 1, audio_token_id=2, audio_config=audio_encoder_config(shapes)
+        )
         vision_name = raw["mm_vision_tower"]
     elif raw.get("model_type") == "videollama2":
         config = raw
@@ -74,14 +80,13 @@ def describe_checkpoint(folder) -> CheckpointInfo:
     else:
         raise ValueError(f"{folder} is not a VideoLLaMA2 checkpoint (model_type {raw.get('model_type')!r}).")
     text, vision = config["text_config"], config["vision_config"]
-
-    tensors, files = _weight_shapes(folder)
-    parameters = dict.fromkeys(COMPONENT_PREFIXES, 0)
+    audio = config.get("audio_config")
+    parameters = {name: 0 for name in COMPONENT_PREFIXES if audio is not None or not name.startswith("audio")}
     dtypes = {}
     for name, (dtype, shape) in tensors.items():
         if original:
             try:
-                name = convert_original_key(name)
+                name = convert_original_key(name) or "unused"
             except KeyError:
                 pass
         count = math.prod(shape)
@@ -101,6 +106,11 @@ def describe_checkpoint(folder) -> CheckpointInfo:
         projector=config["projector_type"],
         num_frames=config["num_frames"],
         tokens_per_video=num_visual_tokens(config["projector_type"], grid, config["num_frames"], *downsample),
+        tokens_per_audio=None
+        if audio is None
+        else num_audio_tokens(
+            num_fbank_frames(), audio.get("num_mel_bins", FBANK_MEL_BINS), audio.get("patch_size", 16)
+        ),
         parameters=parameters,
         dtypes=dtypes,
         weight_files=files,
@@ -125,6 +135,7 @@ def format_checkpoint_info(info: CheckpointInfo) -> str:
         ("frames per video", str(info.num_frames)),
         ("tokens per video", str(info.tokens_per_video)),
         ("tokens per image", f"{info.tokens_per_image} (an image is a clip of {info.num_frames} identical frames)"),
+        *([("tokens per audio", f"{info.tokens_per_audio} (30 s of sound)")] if info.tokens_per_audio else []),
         ("dtype", ", ".join(f"{dtype} ({_human(n)})" for dtype, n in info.dtypes.items()) or "no weights found"),
         ("weight files", f"{len(info.weight_files)}"),
     ]

@@ -2,7 +2,8 @@
 """VideoLLaMA2 configuration."""
 
 import re
-from typing import Literal
+from collections.abc import Callable
+from typing import ClassVar, Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
@@ -194,6 +195,31 @@ class VideoLlama2Config(PreTrainedConfig):
     audio_projector_type: str = "mlp2x_gelu"
     audio_token_id: int | None = None
     tie_word_embeddings: bool = False
+
+    # Translators of config.json layouts other than this class's own into its own: `original_checkpoint` registers the
+    # one for the released DAMO-NLP-SG checkpoints when the package is imported. Each takes (config dict, path, the
+    # remaining keyword arguments, which it may consume) and returns the translated dict, or None if not its layout.
+    layout_readers: ClassVar[list[Callable]] = []
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        for read_layout in cls.layout_readers:
+            translated = read_layout(config_dict, pretrained_model_name_or_path, kwargs)
+            if translated is not None:
+                return translated, kwargs
+        return config_dict, kwargs
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """Refuse another model's config rather than silently replacing it by the defaults (a random 7B model)."""
+        if config_dict.get("model_type", cls.model_type) != cls.model_type and "text_config" not in config_dict:
+            raise ValueError(
+                f"A config of model_type {config_dict['model_type']!r} is not a VideoLlama2Config. For a released "
+                "DAMO-NLP-SG checkpoint, `import videollama2_hf` first (it reads their layout) or convert it with "
+                "`videollama2-hf convert`."
+            )
+        return super().from_dict(config_dict, **kwargs)
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -30,12 +30,15 @@ from pathlib import Path
 from .converted_folder import FolderMetadata, check_destination, publish, write_metadata
 from .hub import download, list_files, looks_like_repo_id
 from .original_layout import (
+    AUDIO_SHARED_TABLE_KEY,
     COMPONENT_PREFIXES,
     TOKENIZER_FILES,
+    audio_encoder_config,
     backbone_defaults,
     convert_original_key,
     detect_preset,
     get_preset,
+    is_audio_visual,
     known_vision_tower,
     language_model_type,
     resolve_vision_tower,
@@ -46,6 +49,7 @@ from .safetensors_copy import (
     load_torch_file,
     parse_size,
     plan_shards,
+    read_safetensors_header,
     source_tensors,
     torch_dtypes,
     write_index,
@@ -155,6 +159,28 @@ def _rename_tower(key: str) -> str | None:
     return None
 
 
+def _rename_audio_visual(key: str) -> str | None:
+    """An audio-visual release's tensors, but for its copy of the vision tower (taken from the tower's repo)."""
+    return None if key.startswith("model.vision_tower.") else convert_original_key(key)
+
+
+def _check_shared_table_copies(paths: list[Path]) -> None:
+    """BEATs' layers share one relative-position table, which the release stores under every layer; the conversion
+    keeps one, so the copies must hold the same bytes."""
+    copies = {}
+    for path in paths:
+        for key, (_, _, start, end) in read_safetensors_header(path).tensors.items():
+            if AUDIO_SHARED_TABLE_KEY.match(key):
+                with open(path, "rb") as handle:
+                    handle.seek(start)
+                    copies[key] = handle.read(end - start)
+    if len(set(copies.values())) > 1:
+        raise ValueError(
+            f"The audio tower's relative-position tables differ between layers ({', '.join(sorted(copies))}): "
+            "BEATs shares one table, so this is not a VideoLLaMA2.1-AV checkpoint this converter can read."
+        )
+
+
 def _rename_language_model(key: str) -> str:
     name = convert_original_key(key)
     if not (name.startswith("model.language_model.") or name == "lm_head.weight"):
@@ -222,11 +248,13 @@ def _check_shapes(tensors: dict[str, SourceTensor], vision_config: dict, origina
             f"The language model weights do not match config.json: embed_tokens is {embed.shape}, config.json says "
             f"vocab_size x hidden_size = {expected}. Check --language-model."
         )
+    optional = {"audio tower", "audio projector"} if not is_audio_visual(original_config) else set()
+    if original_config.get("tie_word_embeddings", False):
+        optional.add("lm head")
     missing = [
         what
         for what, prefix in COMPONENT_PREFIXES.items()
-        if not any(name.startswith(prefix) for name in tensors)
-        and not (what == "lm head" and original_config.get("tie_word_embeddings", False))
+        if what not in optional and not any(name.startswith(prefix) for name in tensors)
     ]
     if missing:
         raise ValueError(f"The source has no {', '.join(missing)} weights: the checkpoint is incomplete.")
@@ -487,11 +515,7 @@ def convert_videollama2_checkpoint(
             "from_pretrained or `videollama2-hf ask --model`; there is nothing to convert."
         )
     family = language_model_type(original_config)
-    if "mm_audio_tower" in original_config:
-        raise ValueError(
-            "Audio-visual VideoLLaMA2 checkpoints (mm_audio_tower) are not supported: the transformers port has no "
-            "audio tower yet."
-        )
+    audio_visual = is_audio_visual(original_config)
     kind = _checkpoint_kind(folder)
     if "generation" not in backbone_defaults(family):
         raise ValueError(
@@ -519,9 +543,18 @@ def convert_videollama2_checkpoint(
     unknown: list = []
     language_model_name = None
     if kind == "chat":
-        groups = [
-            source_tensors(path, convert_original_key, unknown) for path in _weight_files(folder, "the checkpoint")
-        ]
+        # An audio-visual release's loader fills the vision tower from the tower's own repo, not from the trainer's
+        # copy in the shards: so does the conversion.
+        rename = _rename_audio_visual if audio_visual else convert_original_key
+        checkpoint_files = _weight_files(folder, "the checkpoint")
+        groups = [source_tensors(path, rename, unknown) for path in checkpoint_files]
+        if audio_visual:
+            _check_shared_table_copies(checkpoint_files)
+            tower_folder, _ = _resolve_folder(tower["id"], "vision", None, token)
+            groups += [
+                source_tensors(path, _rename_tower, unknown)
+                for path in _weight_files(tower_folder, "the vision tower")
+            ]
         tokenizer_dir = folder
     else:
         language_model_name = str(language_model or _language_model_source(original_config, chosen))
@@ -548,6 +581,7 @@ def convert_videollama2_checkpoint(
             )
         tensors[tensor.name] = tensor
     _check_shapes(tensors, vision_config, original_config)
+    shapes = {tensor.source_key: tensor.shape for tensor in tensors.values()}
     shards = plan_shards(groups, parse_size(max_shard_size))
     total_bytes = sum(shard.nbytes for shard in shards)
     timings["plan"] = time.perf_counter() - start
@@ -571,6 +605,7 @@ def convert_videollama2_checkpoint(
         output_name=output_dir.name,
         vision_tower_source=str(vision_tower) if vision_tower is not None else None,
         repo_id=push_to_hub,
+        audio_config=audio_encoder_config(shapes) if audio_visual else None,
     )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))

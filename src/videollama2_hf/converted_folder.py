@@ -18,6 +18,7 @@ from string import Template
 
 from .original_layout import convert_config, load_chat_template, load_original_tokenizer, processor_settings
 from .remote_code import (
+    FEATURE_EXTRACTOR_AUTO_MAP,
     IMAGE_PROCESSOR_AUTO_MAP,
     MODEL_AUTO_MAP,
     PROCESSOR_AUTO_MAP,
@@ -25,8 +26,9 @@ from .remote_code import (
     VQA_PIPELINE_ENTRY,
     VQA_TASK,
     copy_remote_code,
+    remote_code_files,
 )
-from .token_counts_videollama2 import num_visual_tokens
+from .token_counts_videollama2 import FBANK_MEL_BINS, num_audio_tokens, num_fbank_frames, num_visual_tokens
 
 
 logger = logging.getLogger(f"transformers.{__name__}")
@@ -52,6 +54,7 @@ class FolderMetadata:
     output_name: str
     vision_tower_source: str | None = None  # the --vision-tower folder / repo the tower settings came from
     repo_id: str | None = None
+    audio_config: dict | None = None  # audio-visual releases: the audio encoder's sizes (read from its weights)
 
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
@@ -69,9 +72,14 @@ def write_metadata(meta: FolderMetadata, folder: Path, should_stop) -> dict:
     from transformers import GenerationConfig
 
     should_stop()
-    tokenizer = load_original_tokenizer(str(meta.tokenizer_dir))
-    image_token_id, video_token_id = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
-    config = convert_config(meta.original_config, meta.vision_config, image_token_id, video_token_id)
+    audio = meta.audio_config is not None
+    tokenizer = load_original_tokenizer(str(meta.tokenizer_dir), audio=audio)
+    token_ids = {
+        name: tokenizer.convert_tokens_to_ids(f"<{name}>") for name in ("image", "video", "audio")[: 2 + audio]
+    }
+    config = convert_config(
+        meta.original_config, meta.vision_config, *token_ids.values(), audio_config=meta.audio_config
+    )
     _write_json(
         folder / "config.json",
         {
@@ -84,7 +92,7 @@ def write_metadata(meta: FolderMetadata, folder: Path, should_stop) -> dict:
             "transformers_version": version("transformers"),
         },
     )
-    copy_remote_code(folder)
+    copy_remote_code(folder, audio=audio)
     should_stop()
     settings = processor_settings(meta.image_processor, config)
     tokenizer.save_pretrained(folder)
@@ -101,11 +109,29 @@ def write_metadata(meta: FolderMetadata, folder: Path, should_stop) -> dict:
                 "video_processor_type": "VideoLlama2VideoProcessor",
                 "auto_map": VIDEO_PROCESSOR_AUTO_MAP,
             },
+            **(
+                {"feature_extractor": {**settings["feature_extractor"], "auto_map": FEATURE_EXTRACTOR_AUTO_MAP}}
+                if audio
+                else {}
+            ),
         },
     )
     GenerationConfig(**meta.generation).save_pretrained(folder)
     (folder / "README.md").write_text(_model_card(meta, config))
-    return {"image_token_id": image_token_id, "video_token_id": video_token_id}
+    return {f"{name}_token_id": token_id for name, token_id in token_ids.items()}
+
+
+def _audio_card_line(config: dict) -> str:
+    """The model card's line on the audio encoder of an audio-visual checkpoint (nothing for the others)."""
+    if "audio_config" not in config:
+        return ""
+    audio = config["audio_config"]
+    tokens = num_audio_tokens(num_fbank_frames(), FBANK_MEL_BINS, audio["patch_size"])
+    return (
+        f"- **Audio**: BEATs encoder ({audio['num_hidden_layers']} layers, width {audio['hidden_size']}) and a "
+        f"`{config['audio_projector_type']}` projector; an audio file (30 s) or a video's sound becomes {tokens} "
+        f"tokens, placed after the video's tokens; placeholder `<audio>` = {config['audio_token_id']}\n"
+    )
 
 
 def _model_card(meta: FolderMetadata, config: dict) -> str:
@@ -138,6 +164,7 @@ def _model_card(meta: FolderMetadata, config: dict) -> str:
         projector_type=config["projector_type"],
         num_frames=config["num_frames"],
         tokens=num_visual_tokens(config["projector_type"], grid, config["num_frames"]),
+        audio=_audio_card_line(config),
         image_token_id=config["image_token_id"],
         video_token_id=config["video_token_id"],
         num_tensors=meta.num_tensors,
@@ -154,7 +181,7 @@ _CONVERSION_FILE_PATTERN = re.compile(
     r"model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json|config\.json|generation_config\.json"
     r"|processor_config\.json|preprocessor_config\.json|video_preprocessor_config\.json|chat_template\.(jinja|json)"
     r"|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json"
-    r"|merges\.txt|README\.md|[a-z_0-9]+_videollama2\.py"
+    r"|merges\.txt|README\.md"
 )
 _HUB_UPLOAD_CACHE = ".cache"  # left in a folder by huggingface_hub's upload_large_folder (--push-to-hub)
 
@@ -169,11 +196,12 @@ def _foreign_entries(output_dir: Path) -> list[str]:
         is_conversion = False
     if not is_conversion:
         return [entry.name + ("/" if entry.is_dir() else "") for entry in entries]
-    foreign = []
+    foreign, code_files = [], remote_code_files()
     for entry in entries:
         if entry.name == _HUB_UPLOAD_CACHE and entry.is_dir() and {p.name for p in entry.iterdir()} <= {"huggingface"}:
             continue
-        if entry.is_symlink() or not entry.is_file() or not _CONVERSION_FILE_PATTERN.fullmatch(entry.name):
+        written = _CONVERSION_FILE_PATTERN.fullmatch(entry.name) or entry.name in code_files
+        if entry.is_symlink() or not entry.is_file() or not written:
             foreign.append(entry.name + ("/" if entry.is_dir() else ""))
     return foreign
 

@@ -20,7 +20,15 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, logging
 
-from .audio_decoding_videollama2 import MAX_DURATION_S, fit_to_length, load_audio
+from .audio_decoding_videollama2 import fit_to_length, load_audio
+from .token_counts_videollama2 import (
+    AUDIO_CLIP_SECONDS,
+    AUDIO_SAMPLING_RATE,
+    FBANK_FRAME_LENGTH_MS,
+    FBANK_FRAME_SHIFT_MS,
+    FBANK_MEL_BINS,
+    num_fbank_frames,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -117,12 +125,12 @@ class VideoLlama2FeatureExtractor(SequenceFeatureExtractor):
 
     def __init__(
         self,
-        feature_size: int = 128,
-        sampling_rate: int = 16000,
+        feature_size: int = FBANK_MEL_BINS,
+        sampling_rate: int = AUDIO_SAMPLING_RATE,
         padding_value: float = 0.0,
-        max_duration_s: int = MAX_DURATION_S,
-        frame_length_ms: float = 25.0,
-        frame_shift_ms: float = 10.0,
+        max_duration_s: int = AUDIO_CLIP_SECONDS,
+        frame_length_ms: float = FBANK_FRAME_LENGTH_MS,
+        frame_shift_ms: float = FBANK_FRAME_SHIFT_MS,
         round_to_bfloat16: bool = True,
         **kwargs,
     ):
@@ -141,9 +149,7 @@ class VideoLlama2FeatureExtractor(SequenceFeatureExtractor):
     @property
     def num_frames(self) -> int:
         """Filterbank frames of every clip (2998 for 30 s with 25 ms windows every 10 ms)."""
-        window = int(self.sampling_rate * self.frame_length_ms * 0.001)
-        shift = int(self.sampling_rate * self.frame_shift_ms * 0.001)
-        return 1 + (self.num_samples - window) // shift
+        return num_fbank_frames(self.num_samples, self.sampling_rate, self.frame_length_ms, self.frame_shift_ms)
 
     def fetch_audio(self, audio, sampling_rate: int | None = None):
         """Audio files (paths, URLs, bytes, file objects), or a list of them, decoded the original's way

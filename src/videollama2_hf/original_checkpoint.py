@@ -20,15 +20,19 @@ from transformers.conversion_mapping import register_checkpoint_conversion_mappi
 from transformers.core_model_loading import WeightRenaming
 
 from .configuration_videollama2 import VideoLlama2Config
+from .feature_extraction_videollama2 import VideoLlama2FeatureExtractor
 from .image_processing_videollama2 import VideoLlama2ImageProcessor
 from .original_layout import (
     HUB_KWARGS,
     ORIGINAL_TO_HF_KEY_PATTERNS,
+    audio_encoder_config,
     convert_config,
     hub_kwargs,
+    is_audio_visual,
     is_original_config,
     load_chat_template,
     load_original_tokenizer,
+    local_tensor_shapes,
     processor_settings,
     read_json,
     resolve_vision_tower,
@@ -47,12 +51,27 @@ def _read_original_config(path_or_repo_id, **kwargs) -> dict:
     return config
 
 
+def _translate(original_config: dict, checkpoint, vision_tower=None, tokenizer=None, **kwargs) -> tuple[dict, dict]:
+    """(`VideoLlama2Config` keyword arguments, the vision tower's settings) of a release, with the placeholder ids
+    its tokenizer gets and, for an audio-visual release, its audio encoder's sizes."""
+    options = hub_kwargs(kwargs)
+    audio = is_audio_visual(original_config)
+    tower = resolve_vision_tower(original_config, checkpoint, vision_tower, **options)
+    tokenizer = tokenizer or load_original_tokenizer(checkpoint, audio=audio, **options)
+    config = convert_config(
+        original_config,
+        tower["config"],
+        tokenizer.image_token_id,
+        tokenizer.video_token_id,
+        audio_token_id=tokenizer.audio_token_id if audio else None,
+        audio_config=audio_encoder_config(local_tensor_shapes(checkpoint)) if audio else None,
+    )
+    return config, tower
+
+
 def original_config_to_dict(original_config: dict, checkpoint, vision_tower=None, tokenizer=None, **kwargs) -> dict:
-    """`VideoLlama2Config` keyword arguments of a release: its config.json, its tower's config and the ids of the
-    `<image>`/`<video>` tokens its tokenizer gets (loaded from `checkpoint` unless given)."""
-    tower = resolve_vision_tower(original_config, checkpoint, vision_tower, **hub_kwargs(kwargs))
-    tokenizer = tokenizer or load_original_tokenizer(checkpoint, **hub_kwargs(kwargs))
-    config = convert_config(original_config, tower["config"], tokenizer.image_token_id, tokenizer.video_token_id)
+    """`VideoLlama2Config` keyword arguments of a release (its tokenizer is loaded from `checkpoint` unless given)."""
+    config, _ = _translate(original_config, checkpoint, vision_tower, tokenizer, **kwargs)
     dtype = original_config.get("dtype", original_config.get("torch_dtype"))
     if dtype is not None:
         config["dtype"] = dtype
@@ -74,18 +93,23 @@ def load_original_config(path_or_repo_id, vision_tower=None, **kwargs) -> VideoL
 
 
 def original_processor(path_or_repo_id, vision_tower=None, **kwargs) -> VideoLlama2Processor:
-    """`VideoLlama2Processor` of a release: its tokenizer, its tower's preprocessing and its config."""
+    """`VideoLlama2Processor` of a release: its tokenizer, its tower's preprocessing, its config (and, for an
+    audio-visual release, the original's filterbank)."""
     original_config = _read_original_config(path_or_repo_id, **kwargs)
-    tokenizer = load_original_tokenizer(path_or_repo_id, **hub_kwargs(kwargs))
-    tower = resolve_vision_tower(original_config, path_or_repo_id, vision_tower, **hub_kwargs(kwargs))
-    config = convert_config(original_config, tower["config"], tokenizer.image_token_id, tokenizer.video_token_id)
+    tokenizer = load_original_tokenizer(path_or_repo_id, audio=is_audio_visual(original_config), **hub_kwargs(kwargs))
+    config, tower = _translate(original_config, path_or_repo_id, vision_tower, tokenizer, **kwargs)
     settings = processor_settings(tower["image_processor"], config)
     image_settings = {key: value for key, value in settings["image_processor"].items() if not key.endswith("_type")}
+    audio = {}
+    if "feature_extractor" in settings:
+        features = {key: value for key, value in settings["feature_extractor"].items() if not key.endswith("_type")}
+        audio = {"feature_extractor": VideoLlama2FeatureExtractor(**features)}
     return VideoLlama2Processor(
         image_processor=VideoLlama2ImageProcessor(**image_settings),
         video_processor=VideoLlama2VideoProcessor(**settings["video_processor"]),
         tokenizer=tokenizer,
         chat_template=load_chat_template(config["text_config"]["model_type"]),
+        **audio,
         **settings["processor"],
     )
 
@@ -117,6 +141,14 @@ class VideoLlama2OriginalConfig(PreTrainedConfig):
         for key in HUB_KWARGS + ("_commit_hash",):
             kwargs.pop(key, None)
         return VideoLlama2Config.from_dict(hf_dict, **kwargs)
+
+
+def _config_of_release(config_dict: dict, path_or_repo_id, kwargs: dict) -> dict | None:
+    """`VideoLlama2Config.from_pretrained` reader: a release's config.json translated, None for any other layout."""
+    if not is_original_config(config_dict):
+        return None
+    vision_tower = kwargs.pop("vision_tower", None)
+    return original_config_to_dict(config_dict, str(path_or_repo_id), vision_tower, **kwargs)
 
 
 class VideoLlama2OriginalMixtralConfig(VideoLlama2OriginalConfig):
@@ -161,13 +193,17 @@ def original_key_renamings() -> list[WeightRenaming]:
 
 
 def register_original_checkpoints() -> None:
-    """Make the releases load through the Auto classes and `VideoLlama2Processor.from_pretrained`."""
+    """Make the releases load through the Auto classes and the `from_pretrained` of our own classes."""
     for config_class in ORIGINAL_CONFIG_CLASSES:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     # keyed by model_type: covers VideoLlama2ForConditionalGeneration and VideoLlama2Model
     register_checkpoint_conversion_mapping(VideoLlama2Config.model_type, original_key_renamings(), overwrite=True)
-    if _processor_of_release not in VideoLlama2Processor.layout_readers:
-        VideoLlama2Processor.layout_readers.append(_processor_of_release)
+    for readers, reader in (
+        (VideoLlama2Config.layout_readers, _config_of_release),
+        (VideoLlama2Processor.layout_readers, _processor_of_release),
+    ):
+        if reader not in readers:
+            readers.append(reader)
 
 
 __all__ = [

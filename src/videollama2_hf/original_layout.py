@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 from .hub import NotInCacheError, download, looks_like_repo_id
+from .safetensors_copy import read_safetensors_header
 from .token_counts_videollama2 import DEFAULT_DOWNSAMPLE, DEFAULT_NUM_FRAMES
 
 
@@ -57,6 +58,10 @@ ORIGINAL_UNUSED_KEY_PATTERNS = [
     r"^model\.audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
 ]
 _COMPILED_UNUSED = [re.compile(pattern) for pattern in ORIGINAL_UNUSED_KEY_PATTERNS]
+# Every stored copy of BEATs' shared relative-position table (the one kept and the dropped ones).
+AUDIO_SHARED_TABLE_KEY = re.compile(
+    r"^model\.audio_tower\.encoder\.layers\.\d+\.self_attn\.relative_attention_bias\.weight$"
+)
 
 # Parts of a model in the transformers layout, by tensor-name prefix.
 COMPONENT_PREFIXES = {
@@ -142,14 +147,21 @@ def detect_preset(source: str, original_config: dict, kind: str) -> dict | None:
         original_config.get("num_frames") or DEFAULT_NUM_FRAMES,
         original_config.get("mm_projector_type", "linear"),
         tower["id"] if tower else None,
+        is_audio_visual(original_config),
     )
-    matches = [
-        preset
-        for preset in presets.values()
-        if (preset["backbone"], preset["kind"], preset["num_frames"], preset["projector_type"], preset["vision_tower"])
-        == signature
-    ]
+    matches = [preset for preset in presets.values() if _preset_signature(preset) == signature]
     return matches[0] if len(matches) == 1 else None
+
+
+def _preset_signature(preset: dict) -> tuple:
+    return (
+        preset["backbone"],
+        preset["kind"],
+        preset["num_frames"],
+        preset["projector_type"],
+        preset["vision_tower"],
+        preset.get("audio_visual", False),
+    )
 
 
 def backbone_defaults(family: str) -> dict:
@@ -258,6 +270,16 @@ def audio_encoder_config(shapes: dict[str, list[int]] | None = None) -> dict:
         "num_conv_pos_embedding_groups": hidden // positional[1],
         "num_buckets": tower["encoder.layers.0.self_attn.relative_attention_bias.weight"][0],
     }
+
+
+def local_tensor_shapes(path_or_repo_id) -> dict[str, list[int]] | None:
+    """Original tensor name -> shape, from the safetensors headers of a local release (None for a Hub id: reading
+    them there would mean downloading the shards)."""
+    folder = Path(path_or_repo_id).expanduser()
+    if not folder.is_dir():
+        return None
+    headers = [read_safetensors_header(path) for path in sorted(folder.glob("model*.safetensors"))]
+    return {name: shape for header in headers for name, (_, shape, _, _) in header.tensors.items()}
 
 
 def convert_config(
@@ -453,7 +475,8 @@ _PIXEL_SETTINGS = (
 
 
 def processor_settings(image_processor_settings: dict, config: dict) -> dict:
-    """The processor of a release as plain settings: `{"image_processor", "video_processor", "processor"}`.
+    """The processor of a release as plain settings: `{"image_processor", "video_processor", "processor"}` (and, for an
+    audio-visual release, `"feature_extractor"`: the filterbank of the original, the feature extractor's defaults).
 
     `config` holds `VideoLlama2Config` keyword arguments (`convert_config`). Images and video frames get exactly the
     tower's pixel pipeline with PIL, whose bicubic resize is what the original computed: `VideoLlama2ImageProcessor`
@@ -472,7 +495,13 @@ def processor_settings(image_processor_settings: dict, config: dict) -> dict:
     pixels = {**_TOWER_PIXEL_DEFAULTS[tower_type], **settings}
     if not pixels["do_center_crop"]:
         pixels["crop_size"] = None
+    audio = (
+        {"feature_extractor": {"feature_extractor_type": "VideoLlama2FeatureExtractor"}}
+        if "audio_config" in config
+        else {}
+    )
     return {
+        **audio,
         "image_processor": {"image_processor_type": "VideoLlama2ImageProcessor", **pixels},
         "video_processor": {**pixels, "num_frames": config["num_frames"]},
         "processor": {
@@ -500,6 +529,7 @@ __all__ = [
     "list_presets",
     "load_chat_template",
     "load_original_tokenizer",
+    "local_tensor_shapes",
     "processor_settings",
     "looks_like_repo_id",
     "read_json",

@@ -27,6 +27,10 @@ VIDEO_PROCESSOR_AUTO_MAP = {
     **PROCESSOR_AUTO_MAP,
     "AutoVideoProcessor": "video_processing_videollama2.VideoLlama2VideoProcessor",
 }
+FEATURE_EXTRACTOR_AUTO_MAP = {  # audio-visual checkpoints only
+    **PROCESSOR_AUTO_MAP,
+    "AutoFeatureExtractor": "feature_extraction_videollama2.VideoLlama2FeatureExtractor",
+}
 
 # transformers 5 removed the `visual-question-answering` task; a folder provides it as a custom pipeline.
 VQA_TASK = "visual-question-answering"
@@ -48,9 +52,17 @@ def _module_files(auto_maps: list[dict]) -> list[Path]:
     return sorted(files)
 
 
-def copy_remote_code(folder) -> list[str]:
-    """Copy the model, processor and pipeline code into `folder`; returns the file names."""
+def remote_code_files() -> frozenset[str]:
+    """Every file name `copy_remote_code` may write."""
+    everything = [MODEL_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, VIDEO_PROCESSOR_AUTO_MAP, FEATURE_EXTRACTOR_AUTO_MAP]
+    return frozenset(path.name for path in _module_files([*everything, {VQA_TASK: VQA_PIPELINE_ENTRY["impl"]}]))
+
+
+def copy_remote_code(folder, audio: bool = False) -> list[str]:
+    """Copy the model, processor and pipeline code (with `audio`, the audio feature extractor's too) into `folder`;
+    returns the file names."""
     auto_maps = [MODEL_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, VIDEO_PROCESSOR_AUTO_MAP]
+    auto_maps += [FEATURE_EXTRACTOR_AUTO_MAP] if audio else []
     files = _module_files([*auto_maps, {VQA_TASK: VQA_PIPELINE_ENTRY["impl"]}])
     for file in files:
         shutil.copyfile(file, Path(folder) / file.name)
@@ -76,9 +88,12 @@ def add_vqa_pipeline_to_folder(folder) -> Path:
 
 
 __all__ = [
+    "FEATURE_EXTRACTOR_AUTO_MAP",
     "IMAGE_PROCESSOR_AUTO_MAP",
     "MODEL_AUTO_MAP",
     "PROCESSOR_AUTO_MAP",
     "VIDEO_PROCESSOR_AUTO_MAP",
     "add_vqa_pipeline_to_folder",
+    "copy_remote_code",
+    "remote_code_files",
 ]

@@ -21,6 +21,14 @@ DEFAULT_DOWNSAMPLE = (2, 2, 2)  # (time, height, width) kernel and stride of the
 # Frames per clip when a release's config.json does not say (the original's NUM_FRAMES).
 DEFAULT_NUM_FRAMES = 8
 
+# The audio clips of VideoLLaMA2.1-AV: 30 s of 16 kHz mono, a Kaldi filterbank of 25 ms windows every 10 ms with 128
+# mel bins (2998 x 128), cut into BEATs' 16 x 16 patches.
+AUDIO_SAMPLING_RATE = 16000
+AUDIO_CLIP_SECONDS = 30
+FBANK_FRAME_LENGTH_MS = 25.0
+FBANK_FRAME_SHIFT_MS = 10.0
+FBANK_MEL_BINS = 128
+
 
 def num_visual_tokens(
     projector_type: str,
@@ -53,6 +61,18 @@ def num_visual_tokens(
     return out(num_frames, stride_t) * out(grid_size, stride_h) * out(grid_size, stride_w)
 
 
+def num_fbank_frames(
+    num_samples: int = AUDIO_CLIP_SECONDS * AUDIO_SAMPLING_RATE,
+    sampling_rate: int = AUDIO_SAMPLING_RATE,
+    frame_length_ms: float = FBANK_FRAME_LENGTH_MS,
+    frame_shift_ms: float = FBANK_FRAME_SHIFT_MS,
+) -> int:
+    """Frames of a Kaldi filterbank without edge padding: 2998 for the 30 s x 16 kHz clips of VideoLLaMA2.1-AV."""
+    window = int(sampling_rate * frame_length_ms * 0.001)
+    shift = int(sampling_rate * frame_shift_ms * 0.001)
+    return 1 + (num_samples - window) // shift
+
+
 def num_audio_tokens(num_frames: int, num_mel_bins: int, patch_size: int) -> int:
     """Number of LLM positions one audio clip occupies: the BEATs patch grid of its (frames x mel bins) filterbank.
 
@@ -67,4 +87,10 @@ def num_audio_tokens(num_frames: int, num_mel_bins: int, patch_size: int) -> int
     return (num_frames // patch_size) * (num_mel_bins // patch_size)
 
 
-__all__ = ["DEFAULT_NUM_FRAMES", "SUPPORTED_PROJECTOR_TYPES", "num_audio_tokens", "num_visual_tokens"]
+__all__ = [
+    "DEFAULT_NUM_FRAMES",
+    "SUPPORTED_PROJECTOR_TYPES",
+    "num_audio_tokens",
+    "num_fbank_frames",
+    "num_visual_tokens",
+]
