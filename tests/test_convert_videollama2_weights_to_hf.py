@@ -54,6 +54,10 @@ METADATA_FILES = {
     "video_decoding_videollama2.py",
     "token_counts_videollama2.py",
     "pipeline_videollama2.py",
+    # the model and processor code also reads audio (audio-visual checkpoints), so every folder carries that code
+    "modeling_beats.py",
+    "feature_extraction_videollama2.py",
+    "audio_decoding_videollama2.py",
     "tokenizer.json",
     "tokenizer_config.json",
     "chat_template.jinja",

@@ -57,7 +57,7 @@ def test_presets_cover_every_release_and_build_configs():
             assert generation["eos_token_id"] == generation["pad_token_id"] == 2
         original = _original_config(preset)
         tower = known_vision_tower(preset["vision_tower"])
-        config = VideoLlama2Config(**convert_config(original, tower["config"], 1, 2))
+        config = VideoLlama2Config(**convert_config(original, tower["config"], 1, 2, audio_token_id=3))
         tokens[name] = config.get_num_visual_tokens()
         kind = preset["kind"]
         assert detect_preset(preset["source"], original, kind)["name"] == name  # by repo id

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import GenerationConfig, RepetitionPenaltyLogitsProcessor
+from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig, RepetitionPenaltyLogitsProcessor
 from videollama2_test_utils import (
     AV_VARIANT,
     MARGIN_FOR_EXACT_IDS,
@@ -22,6 +22,7 @@ from videollama2_test_utils import (
     audio_visual_processor,
     expanded_audio_visual_ids,
     first_low_margin_step,
+    original_folder,
 )
 
 from videollama2_hf.audio_decoding_videollama2 import clip_sample_ranges
@@ -262,3 +263,23 @@ def test_left_padded_batch_of_audio_visual_audio_and_video_rows(av):
         exact = first_low_margin_step(av.case(name)["generate_step_margins"])
         new_tokens = generated[row, inputs["input_ids"].shape[1] :].tolist()
         assert new_tokens[:exact] == av.case(name)["generated_ids"][:exact], name
+
+
+def test_the_release_loads_directly_to_the_same_model_and_processor(av, fixtures_dir, tmp_path):
+    """The Auto classes read the release as it is (config, tensor names, tokenizer with <audio>, filterbank): the same
+    weights as the key table gives, nothing missing or left over, and the same processor outputs."""
+    release = original_folder(fixtures_dir, AV_VARIANT, tmp_path / "VideoLLaMA2.1-7B-AV")
+    model, info = AutoModelForImageTextToText.from_pretrained(release, dtype=torch.float32, output_loading_info=True)
+    assert not any(info.values()), info
+    assert model.config.to_diff_dict() == av.config.to_diff_dict()
+    expected = av.model.state_dict()
+    assert model.state_dict().keys() == expected.keys()
+    assert all(torch.equal(tensor, expected[name]) for name, tensor in model.state_dict().items())
+    processor = AutoProcessor.from_pretrained(release)
+    for name in ("av", "audio"):
+        direct, built = (
+            processor(text=av.case(name)["prompt"], **av.media(name)),
+            av.processor(text=av.case(name)["prompt"], **av.media(name)),
+        )
+        assert torch.equal(direct["input_ids"], built["input_ids"])
+        assert torch.equal(direct["input_features"], built["input_features"])
