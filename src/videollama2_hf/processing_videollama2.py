@@ -204,7 +204,7 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
 
     @staticmethod
     def _video_audio(video):
-        if not isinstance(video, (str, bytes, bytearray)) and not hasattr(video, "read"):
+        if not isinstance(video, (str, os.PathLike, bytes, bytearray)) and not hasattr(video, "read"):
             raise ValueError(
                 "`load_audio_from_video=True` reads the sound of video files: pass each video as a path, URL or bytes "
                 f"(got {type(video).__name__}), or pass its waveform with `audio=` and `audio_from_video_indices`."
