@@ -481,6 +481,24 @@ def test_left_padded_batch_of_audio_visual_and_audio_rows(av_model):
             assert generated[row].tolist() == alone + [PAD_ID] * (len(generated[row]) - len(alone))  # after EOS
 
 
+def test_audio_placeholders_found_by_their_embedding():
+    """With the placeholder ids inside the embedding table (as in the released Qwen2 checkpoints), `inputs_embeds`
+    mark the <audio> positions too, and generation from them equals generation from ids."""
+    config = tiny_config(audio=True, audio_token_id=12)
+    config.image_token_id, config.video_token_id = 10, 11
+    model = build(config)
+    ids = torch.tensor([[1, 5, *([12] * 6), 8, 9]])
+    kwargs = {"input_features": filterbanks(1), "max_new_tokens": 4, "do_sample": False, "pad_token_id": PAD_ID}
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(ids)
+        forward_kwargs = {"input_features": kwargs["input_features"]}
+        torch.testing.assert_close(
+            model(inputs_embeds=embeds, **forward_kwargs).logits, model(input_ids=ids, **forward_kwargs).logits
+        )
+        from_ids = model.generate(input_ids=ids, **kwargs)[:, ids.shape[1] :]
+        assert model.generate(inputs_embeds=embeds, **kwargs).tolist() == from_ids.tolist()
+
+
 def test_audio_visual_eager_and_sdpa_agree():
     config = tiny_config("stc_connector_v35", text="qwen2", vision="siglip_vision_model", audio=True)
     torch.manual_seed(0)
