@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from videollama2_test_utils import original_folder
@@ -163,7 +164,9 @@ def test_ctrl_c_while_loading_exits_130_without_traceback(release, media_dir):
     command = [sys.executable, "-m", "videollama2_hf_cli", "ask", "--model", str(release), "--image"]
     command += [str(media_dir / "desert.png"), QUESTION]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # importing torch and transformers, or loading the model
+    maps, deadline = f"/proc/{process.pid}/maps", time.monotonic() + 120
+    while "libtorch" not in Path(maps).read_text() and time.monotonic() < deadline:  # torch is being imported
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

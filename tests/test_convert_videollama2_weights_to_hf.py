@@ -728,15 +728,15 @@ def test_missing_shard_unknown_keys_and_not_videollama2(fixtures_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Missing shard.*model-00002-of-00003\.safetensors.*download"):
         convert_videollama2_checkpoint(source, tmp_path / "o1", vision_tower=tower, progress=False)
 
-    source = _copy_checkpoint(fixtures_dir, variant, tmp_path / "audio")
+    source = _copy_checkpoint(fixtures_dir, variant, tmp_path / "extra")
     save_file(
-        {"model.audio_tower.encoder.weight": torch.zeros(2), "model.mm_projector_a.0.weight": torch.zeros(2)},
+        {"model.depth_tower.encoder.weight": torch.zeros(2), "model.mm_projector_d.0.weight": torch.zeros(2)},
         source / "model-00004-of-00004.safetensors",
     )
     index = json.loads((source / "model.safetensors.index.json").read_text())
-    index["weight_map"]["model.audio_tower.encoder.weight"] = "model-00004-of-00004.safetensors"
+    index["weight_map"]["model.depth_tower.encoder.weight"] = "model-00004-of-00004.safetensors"
     (source / "model.safetensors.index.json").write_text(json.dumps(index))
-    with pytest.raises(ValueError, match=r"2 tensor\(s\).*no VideoLLaMA2 counterpart: model\.audio_tower.*audio"):
+    with pytest.raises(ValueError, match=r"2 tensor\(s\).*no VideoLLaMA2 counterpart: model\.depth_tower"):
         convert_videollama2_checkpoint(source, tmp_path / "o2", vision_tower=tower, progress=False)
 
     source = _copy_checkpoint(fixtures_dir, variant, tmp_path / "llama")

@@ -6,16 +6,12 @@
 import unittest
 from unittest.mock import patch
 
-import pytest
 from torch import nn
+from transformers.models.auto import modeling_auto
 
-
-common = pytest.importorskip("tests.test_modeling_common", reason="transformers' test mixins are not on sys.path")
-configuration_common = pytest.importorskip("tests.test_configuration_common")
-
-from transformers.models.auto import modeling_auto  # noqa: E402
-
-from videollama2_hf import VideoLlama2AudioEncoder, VideoLlama2AudioEncoderConfig  # noqa: E402
+from tests import test_configuration_common as configuration_common
+from tests import test_modeling_common as common
+from videollama2_hf import VideoLlama2AudioEncoder, VideoLlama2AudioEncoderConfig
 
 
 TINY = {

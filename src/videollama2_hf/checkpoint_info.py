@@ -13,6 +13,7 @@ from .original_layout import (
     audio_encoder_config,
     convert_config,
     convert_original_key,
+    is_audio_visual,
     is_original_config,
     resolve_vision_tower,
 )
@@ -70,9 +71,8 @@ def describe_checkpoint(folder) -> CheckpointInfo:
     if original:
         tower = resolve_vision_tower(raw, folder, local_files_only=True)
         shapes = {name: shape for name, (_, shape) in tensors.items()}
-        config = convert_config(
-            raw, tower["config"], 0, 1, audio_token_id=2, audio_config=audio_encoder_config(shapes)
-        )
+        audio = audio_encoder_config(shapes) if is_audio_visual(raw) else None
+        config = convert_config(raw, tower["config"], 0, 1, audio_token_id=2, audio_config=audio)
         vision_name = raw["mm_vision_tower"]
     elif raw.get("model_type") == "videollama2":
         config = raw

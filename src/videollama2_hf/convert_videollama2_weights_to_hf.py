@@ -202,9 +202,9 @@ def _raise_unknown(unknown: list, limit: int = 10) -> None:
     more = f" and {len(unknown) - limit} more" if len(unknown) > limit else ""
     raise ValueError(
         f"{len(unknown)} tensor(s) of the source have no VideoLLaMA2 counterpart: {listed}{more}. This converter "
-        "handles the VideoLLaMA2 / VideoLLaMA2.1 vision checkpoints (Mistral, Mixtral, Qwen2 with a CLIP or SigLIP "
-        "tower); audio-visual checkpoints (VideoLLaMA2.1-AV) and other models are not supported. Check that "
-        "--vision-tower / --language-model point at the right repositories."
+        "handles the VideoLLaMA2 / VideoLLaMA2.1 checkpoints (Mistral, Mixtral, Qwen2 with a CLIP or SigLIP tower, "
+        "and the audio-visual VideoLLaMA2.1-AV); check that --vision-tower / --language-model point at the right "
+        "repositories."
     )
 
 

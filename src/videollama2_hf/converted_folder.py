@@ -26,6 +26,7 @@ from .remote_code import (
     VQA_PIPELINE_ENTRY,
     VQA_TASK,
     copy_remote_code,
+    remote_code_files,
 )
 from .token_counts_videollama2 import FBANK_MEL_BINS, num_audio_tokens, num_fbank_frames, num_visual_tokens
 
@@ -180,7 +181,7 @@ _CONVERSION_FILE_PATTERN = re.compile(
     r"model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json|config\.json|generation_config\.json"
     r"|processor_config\.json|preprocessor_config\.json|video_preprocessor_config\.json|chat_template\.(jinja|json)"
     r"|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json"
-    r"|merges\.txt|README\.md|[a-z_0-9]+_videollama2\.py"
+    r"|merges\.txt|README\.md"
 )
 _HUB_UPLOAD_CACHE = ".cache"  # left in a folder by huggingface_hub's upload_large_folder (--push-to-hub)
 
@@ -195,11 +196,12 @@ def _foreign_entries(output_dir: Path) -> list[str]:
         is_conversion = False
     if not is_conversion:
         return [entry.name + ("/" if entry.is_dir() else "") for entry in entries]
-    foreign = []
+    foreign, code_files = [], remote_code_files()
     for entry in entries:
         if entry.name == _HUB_UPLOAD_CACHE and entry.is_dir() and {p.name for p in entry.iterdir()} <= {"huggingface"}:
             continue
-        if entry.is_symlink() or not entry.is_file() or not _CONVERSION_FILE_PATTERN.fullmatch(entry.name):
+        written = _CONVERSION_FILE_PATTERN.fullmatch(entry.name) or entry.name in code_files
+        if entry.is_symlink() or not entry.is_file() or not written:
             foreign.append(entry.name + ("/" if entry.is_dir() else ""))
     return foreign
 

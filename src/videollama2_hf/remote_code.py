@@ -52,6 +52,12 @@ def _module_files(auto_maps: list[dict]) -> list[Path]:
     return sorted(files)
 
 
+def remote_code_files() -> frozenset[str]:
+    """Every file name `copy_remote_code` may write."""
+    everything = [MODEL_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, VIDEO_PROCESSOR_AUTO_MAP, FEATURE_EXTRACTOR_AUTO_MAP]
+    return frozenset(path.name for path in _module_files([*everything, {VQA_TASK: VQA_PIPELINE_ENTRY["impl"]}]))
+
+
 def copy_remote_code(folder, audio: bool = False) -> list[str]:
     """Copy the model, processor and pipeline code (with `audio`, the audio feature extractor's too) into `folder`;
     returns the file names."""
@@ -88,4 +94,6 @@ __all__ = [
     "PROCESSOR_AUTO_MAP",
     "VIDEO_PROCESSOR_AUTO_MAP",
     "add_vqa_pipeline_to_folder",
+    "copy_remote_code",
+    "remote_code_files",
 ]
