@@ -85,6 +85,40 @@ def background_load(processes: int):
             child.wait()
 
 
+def peak_rss_growth_mib(function) -> float:
+    """Peak RSS while `function` runs, over the RSS before it (MiB); /proc/self/clear_refs resets the peak. It counts
+    what the C allocator takes from the system, so it depends on what earlier calls left in its free lists."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    before = _status_mib("VmRSS")
+    function()
+    return _status_mib("VmHWM") - before
+
+
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def peak_tensor_mib(function) -> float:
+    """Peak of the bytes held by tensors created while `function` runs (MiB), replayed from torch.profiler's memory
+    events: the same on every run and independent of the allocator's caching."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        function()
+    events = profiler.profiler.kineto_results.events()
+    changes = sorted((event.start_ns(), event.nbytes()) for event in events if event.name() == "[memory]")
+    held = peak = 0
+    for _, change in changes:
+        held += change
+        peak = max(peak, held)
+    return peak / 2**20
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -7,12 +7,12 @@ with an STC connector and saves it in the original layout; ours loads those very
 sides, median of `--repeats`:
 - prefill (one forward over the video prompt) and prefill + 32-token greedy `generate`, ids compared;
 - the prefill split into vision tower, connector and language model;
-- peak RSS growth of a 16-frame video prefill (each process resets its peak through /proc/self/clear_refs);
+- peak memory of a 16-frame video forward and generate: tensor bytes (torch.profiler) and RSS growth;
 - ours only: greedy decoding tokens/s with a dynamic cache, a static cache, and a static cache compiled by generate
   (`CompileConfig`, fullgraph, compiled on CPU too).
 
     python bench/model_latency.py --original-python /work/venv-orig/bin/python \
-        --original-repo /work/orig-VideoLLaMA2 [--repeats 5] [--write]
+        --original-repo /work/orig-VideoLLaMA2 [--repeats 5] [--threads N] [--write]
 """
 
 import argparse
@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from common import OriginalSide, add_original_arguments, machine, write_section
+from common import (
+    OriginalSide,
+    add_original_arguments,
+    machine,
+    peak_rss_growth_mib,
+    peak_tensor_mib,
+    write_section,
+)
 from safetensors.torch import load_file
 from transformers import CompileConfig
 
@@ -56,6 +63,10 @@ LANGUAGE_MODEL = {
     "num_key_value_heads": 4,
     "vocab_size": 32000,
     "max_position_embeddings": 4096,
+    # As in every released Mistral/Mixtral VideoLLaMA2 config (Mistral's own default is a 4096-token window). With a
+    # window, transformers' static cache tracks the length as a Python int and a `dynamic=False` compile of the decode
+    # step recompiles at every token.
+    "sliding_window": None,
 }
 
 
@@ -82,24 +93,6 @@ def timed(function) -> float:
     start = time.perf_counter()
     function()
     return (time.perf_counter() - start) * 1000
-
-
-def peak_rss_growth(function) -> float:
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
-    fields = {}
-
-    def read():
-        with open("/proc/self/status") as status:
-            for line in status:
-                key, _, value = line.partition(":")
-                fields[key] = int(value.split()[0]) / 1024 if key in ("VmRSS", "VmHWM") else None
-
-    read()
-    before = fields["VmRSS"]
-    function()
-    read()
-    return fields["VmHWM"] - before
 
 
 class Ours:
@@ -150,16 +143,15 @@ class Ours:
         return {"tower": tower_ms, "connector": connector_ms, "language model": total_ms - tower_ms - connector_ms}
 
 
-def median_of(repeats: int, function) -> float:
-    return statistics.median(function() for _ in range(repeats))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_original_arguments(parser)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch threads on both sides (default: torch's own choice)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)  # OriginalSide passes this process's thread count on
     original = OriginalSide(args.original_python, args.original_repo)
     folder = Path(tempfile.mkdtemp(prefix="videollama2-bench-"))
     try:
@@ -210,17 +202,27 @@ def main():
         print("profile", profile, flush=True)
 
         path16, inputs16 = cases[16]
-        memory = {
-            "ours": min(peak_rss_growth(lambda: ours.prefill(inputs16)) for _ in range(2)),
-            "original": min(original.request("peak_memory", inputs=path16)["mib"] for _ in range(2)),
-        }
-        print("peak memory", memory, flush=True)
+        memory = {}
+        for name, new_tokens in [("forward", 0), (f"{NEW_TOKENS}-token greedy generate", NEW_TOKENS)]:
+            run_ours = (lambda: ours.generate(inputs16)) if new_tokens else (lambda: ours.prefill(inputs16))
+            memory[name] = {
+                "ours": (
+                    min(peak_rss_growth_mib(run_ours) for _ in range(2)),
+                    peak_tensor_mib(run_ours),
+                ),
+                "original": tuple(
+                    min(
+                        original.request("peak_memory", inputs=path16, new_tokens=new_tokens, measure=measure)["mib"]
+                        for _ in range(2)
+                    )
+                    for measure in ("rss", "tensors")
+                ),
+            }
+            print("peak memory", name, memory[name], flush=True)
 
         decoding = {}
         compile_config = CompileConfig(fullgraph=True, dynamic=False)
         compile_config._compile_all_devices = True  # generate compiles on accelerators only unless told
-        with torch.inference_mode():  # generate's own prefill keeps the last position's logits only
-            prefill_ms = median_of(args.repeats, lambda: timed(lambda: ours.model(**inputs, logits_to_keep=1)))
         for name, kwargs in [
             ("dynamic cache, eager", {}),
             ("static cache, eager", {"cache_implementation": "static", "disable_compile": True}),
@@ -229,8 +231,16 @@ def main():
             start = time.perf_counter()
             ours.generate(inputs, **kwargs)  # warm-up (compiles)
             first_s = time.perf_counter() - start
-            total_ms = median_of(args.repeats, lambda kwargs=kwargs: ours.generate(inputs, **kwargs)[0])
-            decoding[name] = ((NEW_TOKENS - 1) / ((total_ms - prefill_ms) / 1000), first_s)
+            # One new token (the prefill alone) and NEW_TOKENS alternate: their difference is the decode steps. The
+            # static cache keeps the size of the longest call, so both share the compiled step's shapes.
+            totals = {1: [], NEW_TOKENS: []}
+            with torch.compiler.set_stance("fail_on_recompile"):  # the timed calls reuse the warm-up's graph
+                for _ in range(args.repeats):
+                    for new_tokens, runs in totals.items():
+                        limits = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
+                        runs.append(ours.generate(inputs, **kwargs, **limits)[0])
+            step_ms = (statistics.median(totals[NEW_TOKENS]) - statistics.median(totals[1])) / (NEW_TOKENS - 1)
+            decoding[name] = (1000 / step_ms, first_s)
             print(name, decoding[name], flush=True)
     finally:
         original.close()
@@ -258,11 +268,27 @@ def main():
         lines.append(f"| prefill: {part} | {ours_ms:.1f} | {original_ms:.1f} | {ours_ms / original_ms:.2f}x |")
     lines += [
         "",
-        "Peak RSS growth of one 16-frame video prefill (MiB, best of 2; the peak is reset through "
-        f"/proc/self/clear_refs before it): ours {memory['ours']:.0f}, the original {memory['original']:.0f}.",
+        f"Peak memory of the 16-frame video prompt ({inputs16['input_ids'].shape[1]} tokens), MiB. Tensors: the peak "
+        "of the bytes held by tensors created during the call (torch.profiler's memory events; exact and repeatable). "
+        "RSS: growth of the peak resident set over the RSS before the call (reset through /proc/self/clear_refs), "
+        "best of 2; it also counts what the C allocator keeps or takes from the system (which depends on earlier "
+        "calls). The forward returns every position's logits, as the original's does; in `generate`, ours keeps "
+        "the last position's logits at the prefill (transformers 5's `logits_to_keep`), the original's "
+        "transformers 4.40 computes all of them.",
         "",
-        f"Greedy decoding, ours (tokens/s over the {NEW_TOKENS - 1} decode steps: generate time minus the prefill's; "
-        "first call includes compilation):",
+        "| call | ours: tensors | original: tensors | ours / original | ours: RSS | original: RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in memory.items():
+        (ours_rss, ours_tensors), (original_rss, original_tensors) = row["ours"], row["original"]
+        lines.append(
+            f"| {name} | {ours_tensors:.1f} | {original_tensors:.1f} | {ours_tensors / original_tensors:.2f}x | "
+            f"{ours_rss:.0f} | {original_rss:.0f} |"
+        )
+    lines += [
+        "",
+        f"Greedy decoding, ours (tokens/s over the {NEW_TOKENS - 1} decode steps: median {NEW_TOKENS}-token generate "
+        "minus median 1-token generate, alternating; the first call includes compilation):",
         "",
         "| cache | tokens/s | first call (s) |",
         "|---|---:|---:|",

@@ -10,9 +10,9 @@ messaging), so that each side's figure is comparable with the same work timed in
 
 Requests: {"op": "video", "path", "num_frames", "image_processor": {...}, "save": null | "x.npy"} -> {"ms"};
 {"op": "build_model", "folder", "config", "dtype", "seed"} (a random original model, saved in the original layout to
-`folder` so that both sides load the same weights) -> {}; {"op": "prefill" | "generate" | "profile" | "peak_memory",
-"inputs": "x.npz", "new_tokens"} -> timings in ms (or MiB).
-This file imports nothing of videollama2_hf: it runs under the original's transformers.
+`folder` so that both sides load the same weights) -> {}; {"op": "prefill" | "generate" | "profile", "inputs": "x.npz",
+"new_tokens"} -> timings in ms; {"op": "peak_memory", "inputs", "new_tokens", "measure": "rss" | "tensors"} -> {"mib"}.
+This file imports nothing of videollama2_hf (common.py only needs torch): it runs under the original's transformers.
 """
 
 import argparse
@@ -22,19 +22,13 @@ import sys
 import time
 import warnings
 
+from common import peak_rss_growth_mib, peak_tensor_mib
+
 
 def _ms(function) -> float:
     start = time.perf_counter()
     function()
     return (time.perf_counter() - start) * 1000
-
-
-def _rss_mib(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _eager_clip_config(config_class):
@@ -124,15 +118,18 @@ class OriginalSide:
             total_ms = _ms(lambda: model(input_ids, images=[(pixels, "video")], use_cache=True))
         return {"tower": tower_ms, "connector": connector_ms, "language model": total_ms - tower_ms - connector_ms}
 
-    def peak_memory(self, inputs, **_):
-        """Peak RSS growth of one prefill over the RSS before it (MiB); /proc/self/clear_refs resets the peak."""
+    def peak_memory(self, inputs, new_tokens=0, measure="rss", **_):
+        """Peak memory (MiB) of one forward over the prompt, or of a `new_tokens` greedy generate: RSS growth or the
+        peak of tensor bytes (common.py)."""
         input_ids, pixels = self._inputs(inputs)
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-        before = _rss_mib("VmRSS")
+        if new_tokens:
+            kwargs = dict(images=[(pixels, "video")], do_sample=False, max_new_tokens=new_tokens)
+            kwargs.update(min_new_tokens=new_tokens, pad_token_id=0)
+            run = lambda: self.model.generate(input_ids, **kwargs)  # noqa: E731
+        else:
+            run = lambda: self.model(input_ids, images=[(pixels, "video")], use_cache=True)  # noqa: E731
         with self.torch.inference_mode():
-            self.model(input_ids, images=[(pixels, "video")], use_cache=True)
-        return {"mib": _rss_mib("VmHWM") - before}
+            return {"mib": (peak_rss_growth_mib if measure == "rss" else peak_tensor_mib)(run)}
 
 
 def main():

@@ -123,27 +123,51 @@ def test_static_cache_matches_dynamic_cache(model):
     assert torch.equal(dynamic, static)
 
 
-def test_compiled_decode_steps_match_eager_without_graph_breaks_or_recompiles(model):
+# More decode steps than dynamo's recompile limit (8): a step that recompiles would fail even without the stance.
+LONG_GENERATION = 12
+
+
+@pytest.mark.parametrize(
+    ("sliding_window", "dynamic"),
+    [(None, False), (4096, None)],
+    ids=["full-attention-static-shapes", "sliding-window-automatic-dynamic"],
+)
+def test_compiled_decode_steps_match_eager_without_graph_breaks_or_recompiles(sliding_window, dynamic):
     """generate compiles the decode step (static cache + torch.compile) as for in-tree VLMs: only the prefill sees
-    pixels, so the compiled step is text-only. `fullgraph=True` raises on any graph break, and the second call (new
-    pixels and ids, same shapes) must reuse the compiled graph."""
-    compile_config = CompileConfig(fullgraph=True, dynamic=False)
+    pixels, so the compiled step is text-only. `fullgraph=True` raises on any graph break. After a short warm-up, long
+    generations (new pixels and ids, same shapes) run under "fail_on_recompile": no step may recompile.
+
+    The released Mistral/Mixtral configs have no sliding window and compile once with static shapes. With Mistral's
+    default 4096-token window the static cache counts tokens in a Python int, which only the default
+    `dynamic=None` turns symbolic (one recompile, in the warm-up); with `dynamic=False` every step would recompile.
+    """
+    torch.manual_seed(0)
+    config = tiny_config()
+    config.text_config.sliding_window = sliding_window
+    model = VideoLlama2ForConditionalGeneration(config).eval()
+    compile_config = CompileConfig(fullgraph=True, dynamic=dynamic)
     compile_config._compile_all_devices = True  # compile on CPU too, as transformers' own compile tests do
-    kwargs = {**GREEDY, "cache_implementation": "static", "compile_config": compile_config}
     first = batch(model)
     second = {**first, "pixel_values_videos": pixels(first["pixel_values_videos"].shape, seed=3)}
     second["input_ids"] = first["input_ids"].masked_fill(first["input_ids"] == 7, 8)
+    # One cache size for the warm-up and the long calls, so that their decode steps share tensor shapes.
+    kwargs = {
+        **GREEDY,
+        "max_new_tokens": LONG_GENERATION,
+        "max_cache_len": first["input_ids"].shape[1] + LONG_GENERATION,
+        "cache_implementation": "static",
+    }
     torch.compiler.reset()
     try:
         with torch.no_grad():
-            eager = [model.generate(**inputs, **GREEDY, cache_implementation="static") for inputs in (first, second)]
-            compiled = [model.generate(**first, **kwargs)]
+            eager = [model.generate(**inputs, **kwargs, disable_compile=True) for inputs in (first, second)]
+            kwargs["compile_config"] = compile_config
+            model.generate(**first, **{**kwargs, "max_new_tokens": 3})  # two decode steps: compile (+ recompile)
             assert hasattr(model, "_compiled_call")
             with torch.compiler.set_stance("fail_on_recompile"):
-                compiled.append(model.generate(**second, **kwargs))
+                compiled = [model.generate(**inputs, **kwargs) for inputs in (first, second)]
     finally:
         torch.compiler.reset()
-        del model._compiled_call
     assert all(torch.equal(a, b) for a, b in zip(eager, compiled))
     assert not torch.equal(eager[0], eager[1])  # the two calls really differ
 
