@@ -22,6 +22,7 @@ from videollama2_test_utils import AV_VARIANT, audio_visual_model, audio_visual_
 
 import videollama2_hf  # noqa: F401  (registers the Auto classes)
 from videollama2_hf import cli
+from videollama2_hf.checkpoint_info import describe_checkpoint
 from videollama2_hf.convert_videollama2_weights_to_hf import convert_videollama2_checkpoint
 from videollama2_hf.original_layout import AUDIO_SHARED_TABLE_KEY
 
@@ -211,3 +212,22 @@ def test_overwrite_recognises_an_audio_visual_conversion(conversion, fixtures_di
     capsys.readouterr()
     assert cli.main(["info", str(target)]) == 0
     assert "tokens per audio         1496 (30 s of sound)" in capsys.readouterr().out
+
+
+def test_info_counts_the_release_and_its_conversion_alike(conversion, fixtures_dir):
+    """`info` on the release counts what the conversion keeps per component, and apart what it leaves behind."""
+    out, _ = conversion
+    release = describe_checkpoint(fixtures_dir / AV_VARIANT / "original_checkpoint")
+    converted = describe_checkpoint(out)
+    left_behind = release.parameters.pop("not converted")
+    release_total, converted_total = release.parameters.pop("total"), converted.parameters.pop("total")
+    assert release.parameters == converted.parameters and converted_total == release_total - left_behind
+    assert release.parameters["audio tower"] > 0 and release.parameters["audio projector"] > 0
+    unread = [
+        tensor
+        for name, tensor in _source_tensors(fixtures_dir).items()
+        if name.startswith("model.audio_tower.predictor.")
+        or (AUDIO_SHARED_TABLE_KEY.match(name) and ".layers.0." not in name)
+    ]
+    assert left_behind == sum(tensor.numel() for tensor in unread)
+    assert release.tokens_per_audio == converted.tokens_per_audio == 1496

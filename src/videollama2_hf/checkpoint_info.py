@@ -84,13 +84,16 @@ def describe_checkpoint(folder) -> CheckpointInfo:
     parameters = {name: 0 for name in COMPONENT_PREFIXES if audio is not None or not name.startswith("audio")}
     dtypes = {}
     for name, (dtype, shape) in tensors.items():
+        count = math.prod(shape)
+        component = "other"
         if original:
             try:
-                name = convert_original_key(name) or "unused"
+                name = convert_original_key(name)
             except KeyError:
                 pass
-        count = math.prod(shape)
-        component = next((label for label, prefix in COMPONENT_PREFIXES.items() if name.startswith(prefix)), "other")
+            if name is None:  # no model part reads it (BEATs' classifier head, aliases of its shared position table)
+                name, component = "", "not converted"
+        component = next((label for label, prefix in COMPONENT_PREFIXES.items() if name.startswith(prefix)), component)
         parameters[component] = parameters.get(component, 0) + count
         dtypes[dtype] = dtypes.get(dtype, 0) + count
     parameters["total"] = sum(parameters.values())
