@@ -9,10 +9,9 @@ Conventions for writing those examples (so that they run unchanged for users and
   `readme-test: skip` (for what needs a CUDA GPU, bitsandbytes or a Hub account), e.g.
   `<!-- readme-test: skip (needs a CUDA GPU) -->`.
 * Blocks run in a scratch folder holding every file of the shared media folder by name (`sample_demo_1.mp4`,
-  `extreme_ironing.jpg`, `desert.png`, ...) and `VideoLLaMA2-7B-16F-hf/`, a tiny converted checkpoint made by the
-  converter (16 frames, Mistral, CLIP), and `VideoLLaMA2.1-7B-AV-hf/`, the tiny audio-visual checkpoint in the
-  transformers layout. Refer to them by relative paths: `"sample_demo_1.mp4"`, `"./VideoLLaMA2-7B-16F-hf"`. Relative
-  paths an example writes land in the scratch folder.
+  `extreme_ironing.jpg`, `desert.png`, ...) and two tiny checkpoints made by the converter: `VideoLLaMA2-7B-16F-hf/`
+  (16 frames, Mistral, CLIP) and `VideoLLaMA2.1-7B-AV-hf/` (audio-visual). Refer to them by relative paths:
+  `"sample_demo_1.mp4"`, `"./VideoLLaMA2-7B-16F-hf"`. Relative paths an example writes land in the scratch folder.
 * A string literal naming a released repository, `"DAMO-NLP-SG/VideoLLaMA2..."`, is replaced by a tiny checkpoint in
   the original layout, so direct loading of the releases is exercised too.
 * Examples print their results and bound generation (`max_new_tokens=...`).
@@ -32,6 +31,7 @@ CONVERTED_NAME = "VideoLLaMA2-7B-16F-hf"
 AUDIO_VISUAL_NAME = "VideoLLaMA2.1-7B-AV-hf"
 RELEASE_NAME = "VideoLLaMA2-7B-16F"
 VARIANT = "mistral_stc_f16"
+AUDIO_VISUAL_VARIANT = "qwen2_siglip_av"
 
 
 def python_blocks(document: str) -> list[tuple[int, str, bool]]:
@@ -57,19 +57,17 @@ def release_folder(fixtures_dir: Path, variant: str, destination: Path) -> Path:
 
 
 def make_scratch(fixtures_dir: Path, media_dir: Path, root: Path) -> Path:
-    """The media by name, a converted tiny checkpoint, the tiny audio-visual one and a release-layout copy
+    """The media by name, two converted tiny checkpoints (video, audio-visual) and a release-layout copy
     (`RELEASE_NAME`/) in `root`."""
-    from videollama2_test_utils import audio_visual_folder
-
     from videollama2_hf.convert_videollama2_weights_to_hf import convert_videollama2_checkpoint
 
     for path in media_dir.iterdir():
         (root / path.name).symlink_to(path)
-    source = fixtures_dir / VARIANT
-    convert_videollama2_checkpoint(
-        source / "original_checkpoint", root / CONVERTED_NAME, vision_tower=source / "vision_tower", progress=False
-    )
-    audio_visual_folder(fixtures_dir, root / AUDIO_VISUAL_NAME)
+    for variant, name in ((VARIANT, CONVERTED_NAME), (AUDIO_VISUAL_VARIANT, AUDIO_VISUAL_NAME)):
+        source = fixtures_dir / variant
+        convert_videollama2_checkpoint(
+            source / "original_checkpoint", root / name, vision_tower=source / "vision_tower", progress=False
+        )
     release_folder(fixtures_dir, VARIANT, root / "releases" / RELEASE_NAME)
     return root
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from readme_examples import DOCUMENTS, REPO_ROOT, make_scratch, python_blocks, run_example
+from readme_examples import AUDIO_VISUAL_NAME, DOCUMENTS, REPO_ROOT, make_scratch, python_blocks, run_example
 
 
 def shared_dir() -> Path:
@@ -59,6 +59,10 @@ def main() -> int:
         ask = ("ask", "--device", "cpu", "--max-new-tokens", "4", "-q")
         check("ask --video", command, *ask, "--model", "converted", "--video", "sample_demo_1.mp4", "Why?", cwd=root)
         check("ask --image", command, *ask, "--model", "converted", "--image", "extreme_ironing.jpg", "Why?", cwd=root)
+        hear = (*ask, "--model", AUDIO_VISUAL_NAME)
+        check("ask --audio", command, *hear, "--audio", "bird-twitter-car.wav", "What is it?", cwd=root)
+        video = ("--video", "sample_demo_1.mp4", "--with-audio")
+        check("ask --video --with-audio", command, *hear, *video, "What is it?", cwd=root)
         check("ask (release layout)", command, *ask, "--model", release, "--image", "desert.png", "Why?", cwd=root)
         module = [sys.executable, "-m", "videollama2_hf", "--version"]
         check("python -m videollama2_hf", subprocess.run, module, check=True, capture_output=True, timeout=300)
