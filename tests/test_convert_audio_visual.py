@@ -8,9 +8,6 @@ cases, load as remote code in an interpreter without the package, and be recogni
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -18,7 +15,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
-from videollama2_test_utils import AV_VARIANT, audio_visual_model, audio_visual_processor, expanded_audio_visual_ids
+from videollama2_test_utils import (
+    AV_VARIANT,
+    audio_visual_model,
+    audio_visual_processor,
+    expanded_audio_visual_ids,
+    run_without_the_package,
+)
 
 import videollama2_hf  # noqa: F401  (registers the Auto classes)
 from videollama2_hf import cli
@@ -130,14 +133,8 @@ def _media(media_dir, case, name):
 
 REMOTE_SCRIPT = textwrap.dedent(
     """
-    import importlib.abc, json, os, sys
+    import json, sys
 
-    class Block(importlib.abc.MetaPathFinder):  # the package may be installed beside transformers
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "videollama2_hf":
-                raise ModuleNotFoundError(name)
-
-    sys.meta_path.insert(0, Block())
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -165,17 +162,7 @@ REMOTE_SCRIPT = textwrap.dedent(
 def test_remote_code_hears_audio_without_the_package(conversion, fixtures_dir, media_dir, tmp_path):
     out, _ = conversion
     wav, video = media_dir / "bird-twitter-car.wav", media_dir / "sample_demo_1.mp4"
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, str(out), str(wav), str(video)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    report = run_without_the_package(REMOTE_SCRIPT, out, wav, video, cwd=tmp_path)
     assert not report["loaded"]
     assert report["model_module"].startswith("transformers_modules.")
     assert report["feature_extractor"].startswith("transformers_modules.")

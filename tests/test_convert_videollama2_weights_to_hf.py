@@ -11,7 +11,6 @@ are replaced by fakes that serve / record local files. Everything else (safetens
 """
 
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -25,7 +24,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForImageTextToText
-from videollama2_test_utils import FIXTURE_VARIANTS, PRESET_NAMES, expanded_ids, first_low_margin_step
+from videollama2_test_utils import (
+    FIXTURE_VARIANTS,
+    PRESET_NAMES,
+    expanded_ids,
+    first_low_margin_step,
+    run_without_the_package,
+)
 
 import videollama2_hf  # noqa: F401  (registers the Auto classes)
 from videollama2_hf import cli, converted_folder, hub, safetensors_copy
@@ -265,16 +270,8 @@ def test_output_files_config_and_generation_defaults(converted, fixtures_dir):
 # ---------------------------------------------------------------------------------------------------------------------
 REMOTE_SCRIPT = textwrap.dedent(
     """
-    import importlib.abc, importlib.util, json, os, sys
+    import importlib.util, json, sys
 
-    class Block(importlib.abc.MetaPathFinder):  # in case the package is installed beside transformers
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "videollama2_hf":
-                raise ModuleNotFoundError(name)
-
-    sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p, "videollama2_hf"))
-                   or os.path.isdir(os.path.join(p, "transformers"))]
-    sys.meta_path.insert(0, Block())
     try:
         unimportable = importlib.util.find_spec("videollama2_hf") is None
     except ModuleNotFoundError:
@@ -317,26 +314,14 @@ def test_remote_code_loads_without_the_package(converted, loaded, fixtures_dir, 
     out, _ = converted(variant)
     model, reference, meta = loaded(variant)
     input_ids, _ = _inputs(model, reference, meta, "video")
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-c",
-            REMOTE_SCRIPT,
-            str(out),
-            json.dumps(input_ids[0].tolist()),
-            str(fixtures_dir / variant / "reference.safetensors"),
-            str(media_dir / "sample_demo_1.mp4"),
-        ],
+    report = run_without_the_package(
+        REMOTE_SCRIPT,
+        out,
+        json.dumps(input_ids[0].tolist()),
+        fixtures_dir / variant / "reference.safetensors",
+        media_dir / "sample_demo_1.mp4",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert report["unimportable"] and not report["loaded"]
     assert report["model_module"].startswith("transformers_modules.")
     assert report["processor"] == "VideoLlama2Processor" and report["video_tokens"] == 1

@@ -8,22 +8,14 @@ from unittest.mock import patch
 
 from torch import nn
 from transformers.models.auto import modeling_auto
+from videollama2_test_utils import TINY_AUDIO_CONFIG
 
 from tests import test_configuration_common as configuration_common
 from tests import test_modeling_common as common
 from videollama2_hf import VideoLlama2AudioEncoder, VideoLlama2AudioEncoderConfig
 
 
-TINY = {
-    "num_mel_bins": 32,
-    "patch_embedding_dim": 16,
-    "hidden_size": 24,
-    "intermediate_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_conv_pos_embeddings": 8,
-    "num_conv_pos_embedding_groups": 4,
-}
+TINY = TINY_AUDIO_CONFIG  # layerdrop 0: layer dropping would skip recorded outputs
 
 
 class VideoLlama2AudioEncoderTester:
@@ -40,7 +32,7 @@ class VideoLlama2AudioEncoderTester:
         self.seq_length = self.get_config().get_num_audio_tokens(num_frames)
 
     def get_config(self):
-        return VideoLlama2AudioEncoderConfig(**TINY, layerdrop=0.0)  # layer dropping would skip recorded outputs
+        return VideoLlama2AudioEncoderConfig(**TINY)
 
     def prepare_config_and_inputs_for_common(self):
         features = common.floats_tensor([self.batch_size, self.num_frames, TINY["num_mel_bins"]], scale=10.0)

@@ -4,11 +4,15 @@ checkpoints for the Auto-class, pipeline, CLI and README tests built from the pa
 * `original_folder`: a released-layout checkpoint (original config.json, tensor names and tokenizer) with its tiny
   vision tower in a `vision_tower/` sub-folder, so it loads with no extra argument (files are symlinked);
 * `converted_folder`: the same checkpoint loaded directly and written with `save_pretrained` (HF layout, processor);
+* `run_without_the_package`: a script in a fresh interpreter that cannot import `videollama2_hf` (remote code);
 * `audio_visual_*`: the audio-visual fixture (`qwen2_siglip_av`) built from its original layout with the key table,
   its processor with the filterbank extractor, and the two saved as a transformers-layout folder.
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -221,3 +225,32 @@ def audio_visual_folder(fixtures_dir: Path, destination: Path, dtype=torch.float
     checkpoint = fixtures_dir / AV_VARIANT / "original_checkpoint"
     GenerationConfig.from_pretrained(checkpoint).save_pretrained(destination)
     return destination
+
+
+# Prepended to the scripts of `run_without_the_package`: the package stays unimportable even where it is installed.
+_BLOCK_THE_PACKAGE = """
+import importlib.abc, sys
+
+class _BlockPackage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "videollama2_hf":
+            raise ModuleNotFoundError(name)
+
+sys.meta_path.insert(0, _BlockPackage())
+"""
+
+
+def run_without_the_package(script: str, *args, cwd: Path) -> dict:
+    """Run `script` with `args` in a fresh interpreter that cannot import `videollama2_hf` and with its own modules
+    cache (offline); returns the last line it printed, parsed as JSON."""
+    env = {**os.environ, "HF_MODULES_CACHE": str(cwd / "modules"), "HF_HUB_OFFLINE": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", _BLOCK_THE_PACKAGE + script, *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
