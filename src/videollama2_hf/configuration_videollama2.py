@@ -1,7 +1,6 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """VideoLLaMA2 configuration."""
 
-import re
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
@@ -12,8 +11,8 @@ from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 from .token_counts_videollama2 import (
     DEFAULT_DOWNSAMPLE,
     DEFAULT_NUM_FRAMES,
-    SAMPLER_PADDING,
     SUPPORTED_PROJECTOR_TYPES,
+    mlp_projector_depth,
     num_audio_tokens,
     num_visual_tokens,
 )
@@ -254,29 +253,17 @@ class VideoLlama2Config(PreTrainedConfig):
                 "SigLIP has no CLS token to drop: use vision_feature_select_strategy='full' with a SigLIP tower."
             )
         if self.audio_config is not None:
-            self.audio_projector_depth  # noqa: B018  (raises for an unknown type)
+            if mlp_projector_depth(self.audio_projector_type) is None:
+                raise ValueError(
+                    f"Unsupported audio_projector_type {self.audio_projector_type!r}; VideoLLaMA2 supports 'linear' "
+                    "and 'mlp<N>x_gelu' (e.g. 'mlp2x_gelu')."
+                )
             if self.audio_token_id is None:
                 raise ValueError("An audio-visual config needs `audio_token_id`, the id of its <audio> token.")
             if self.audio_token_id in (self.image_token_id, self.video_token_id):
                 raise ValueError(
                     f"audio_token_id ({self.audio_token_id}) must differ from the image and video token ids."
                 )
-
-    @property
-    def sampler_padding(self) -> int:
-        """Zero padding of the connector's Conv3d sampler (only `stc_connector` pads)."""
-        return SAMPLER_PADDING.get(self.projector_type, 0)
-
-    @property
-    def audio_projector_depth(self) -> int:
-        """Linear layers of the audio projector: 1 for `linear`, N for `mlp<N>x_gelu`."""
-        match = re.fullmatch(r"mlp(\d+)x_gelu", self.audio_projector_type)
-        if self.audio_projector_type != "linear" and (match is None or int(match.group(1)) < 1):
-            raise ValueError(
-                f"Unsupported audio_projector_type {self.audio_projector_type!r}; VideoLLaMA2 supports 'linear' and "
-                "'mlp<N>x_gelu' (e.g. 'mlp2x_gelu')."
-            )
-        return 1 if match is None else int(match.group(1))
 
     @property
     def vision_grid_size(self) -> int:

@@ -77,7 +77,7 @@ class VideoLlama2AudioPositionalConvEmbedding(nn.Conv1d):
             padding=kernel // 2,
             groups=config.num_conv_pos_embedding_groups,
         )
-        parametrize.register_parametrization(self, "weight", VideoLlama2AudioWeightNorm(), unsafe=True)
+        parametrize.register_parametrization(self, "weight", VideoLlama2AudioWeightNorm())
         self.activation = ACT2FN[config.hidden_act]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:

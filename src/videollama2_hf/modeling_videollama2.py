@@ -22,7 +22,7 @@ from transformers.utils.output_capturing import select_hidden_states
 
 from .configuration_videollama2 import VideoLlama2Config
 from .modeling_beats import VideoLlama2AudioEncoder
-from .token_counts_videollama2 import MEAN_POOL_CONNECTORS, num_visual_tokens
+from .token_counts_videollama2 import MEAN_POOL_CONNECTORS, SAMPLER_PADDING, mlp_projector_depth, num_visual_tokens
 
 
 logger = logging.get_logger(__name__)
@@ -143,7 +143,7 @@ class VideoLlama2MultiModalProjector(nn.Module):
         self.grid_size = config.vision_grid_size
         self.downsample = tuple(config.projector_downsample)
         if self.projector_type in MEAN_POOL_CONNECTORS:
-            depth = 2 if self.projector_type == "mlp2x_gelu" else 1
+            depth = mlp_projector_depth(self.projector_type)
             self.readout = VideoLlama2ProjectorMLP(vision_hidden, text_hidden, depth)
             return
         downsample = self.downsample
@@ -152,7 +152,7 @@ class VideoLlama2MultiModalProjector(nn.Module):
             self.sampler = nn.AvgPool3d(downsample)
         else:
             self.sampler = nn.Conv3d(
-                text_hidden, text_hidden, downsample, stride=downsample, padding=config.sampler_padding
+                text_hidden, text_hidden, downsample, stride=downsample, padding=SAMPLER_PADDING[self.projector_type]
             )
         self.sampler_act = nn.SiLU()
         self.s2 = VideoLlama2RegStage(config.projector_depth, text_hidden, text_hidden)
@@ -184,6 +184,14 @@ class VideoLlama2MultiModalProjector(nn.Module):
         hidden_states = hidden_states.unflatten(0, (batch_size, new_frames)).permute(0, 1, 3, 4, 2)
         hidden_states = hidden_states.reshape(batch_size, -1, hidden_states.shape[-1])
         return self.readout(hidden_states)
+
+
+def holds_any_token(input_ids: torch.LongTensor, token_ids: list[int]) -> torch.BoolTensor:
+    """Positions holding any of `token_ids`, by scalar comparisons: no id list is copied to the device at each step."""
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    for token_id in token_ids:
+        mask |= input_ids == token_id
+    return mask
 
 
 class VideoLlama2PreTrainedModel(PreTrainedModel):
@@ -232,7 +240,9 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         if config.audio_config is not None:
             self.audio_tower = VideoLlama2AudioEncoder(config.audio_config)
             self.audio_projector = VideoLlama2ProjectorMLP(
-                config.audio_config.hidden_size, config.text_config.hidden_size, config.audio_projector_depth
+                config.audio_config.hidden_size,
+                config.text_config.hidden_size,
+                mlp_projector_depth(config.audio_projector_type),
             )
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
@@ -245,12 +255,6 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         if self.config.audio_config is not None:
             media += (("audio", self.config.audio_token_id, "input_features"),)
         return media
-
-    def get_input_embeddings(self):
-        return self.language_model.get_input_embeddings()
-
-    def set_input_embeddings(self, value):
-        self.language_model.set_input_embeddings(value)
 
     def _check_frames(self, pixel_values: torch.Tensor, leading_dims: int, name: str) -> None:
         size = self.config.vision_config.image_size
@@ -340,10 +344,9 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         """Token embeddings; placeholder ids past the embedding table (the released Mistral checkpoints have no
         spare rows for `<image>`/`<video>`) are embedded as id 0, a row their features replace."""
         embeddings = self.get_input_embeddings()
-        placeholder_ids = [token_id for _, token_id, _ in self.modalities]
-        outside = [token_id for token_id in placeholder_ids if token_id >= embeddings.num_embeddings]
+        outside = [token_id for _, token_id, _ in self.modalities if token_id >= embeddings.num_embeddings]
         if outside:
-            input_ids = input_ids.masked_fill(torch.isin(input_ids, torch.tensor(outside, device=input_ids.device)), 0)
+            input_ids = input_ids.masked_fill(holds_any_token(input_ids, outside), 0)
         return embeddings(input_ids)
 
     def get_placeholder_mask(
@@ -366,7 +369,8 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                     f"{token_id} lies outside the embedding table ({embeddings.num_embeddings} rows). Pass "
                     "`input_ids` instead."
                 )
-            placeholder = embeddings(torch.tensor(token_id, device=inputs_embeds.device)).to(inputs_embeds.dtype)
+            placeholder_id = torch.full((), token_id, dtype=torch.long, device=inputs_embeds.device)
+            placeholder = embeddings(placeholder_id).to(inputs_embeds.dtype)
             mask = (inputs_embeds == placeholder).all(-1)
         num_tokens, num_features = int(mask.sum()), features.shape[0]
         if num_tokens != num_features:
@@ -489,7 +493,8 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         **kwargs,
     ):
         """transformers' preparation, plus one check at the first step: a prompt whose `<image>`/`<video>`/`<audio>`
-        runs come without their media is a user error here (in `forward`, such ids are ordinary tokens)."""
+        runs come without their media is a user error here (in `forward`, such ids are ordinary tokens). The
+        signature is spelled out because `generate` reads it (e.g. for `inputs_embeds` support)."""
         model_inputs = super().prepare_inputs_for_generation(
             input_ids,
             next_sequence_length=next_sequence_length,
@@ -558,8 +563,7 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         loss = None
         if labels is not None:
             if input_ids is not None:
-                placeholder_ids = [token_id for _, token_id, _ in self.model.modalities]
-                is_placeholder = torch.isin(input_ids, torch.tensor(placeholder_ids, device=input_ids.device))
+                is_placeholder = holds_any_token(input_ids, [token_id for _, token_id, _ in self.model.modalities])
                 labels = labels.masked_fill(is_placeholder.to(labels.device), -100)
             loss = self.loss_function(
                 logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs

@@ -6,6 +6,9 @@ Plain Python (no torch, no transformers), so that the processor, the model, the 
 the tests all count with the same function, and the command line can count without importing a tensor library.
 """
 
+import re
+
+
 # Connector types the original `build_vision_projector` + `temporal_aggregator` accept end to end.
 # `spatial_conv`/`spatial_pool` only run when vision and text widths coincide, `identity` is rejected by the
 # original aggregator, so neither is offered here.
@@ -17,6 +20,16 @@ SUPPORTED_PROJECTOR_TYPES = STC_CONNECTORS + MEAN_POOL_CONNECTORS
 # `stc_connector` pads.
 SAMPLER_PADDING = {"stc_connector": 1, "stc_connector_v35": 0, "stp_connector": 0}
 DEFAULT_DOWNSAMPLE = (2, 2, 2)  # (time, height, width) kernel and stride of the sampler
+
+
+def mlp_projector_depth(projector_type: str) -> int | None:
+    """Linear layers of an MLP projector (the mean-pool connectors' and the audio projector's): 1 for `linear`, N for
+    `mlp<N>x_gelu`; None for any other type."""
+    if projector_type == "linear":
+        return 1
+    match = re.fullmatch(r"mlp(\d+)x_gelu", projector_type)
+    return int(match.group(1)) if match and int(match.group(1)) >= 1 else None
+
 
 # Frames per clip when a release's config.json does not say (the original's NUM_FRAMES).
 DEFAULT_NUM_FRAMES = 8
