@@ -25,8 +25,6 @@ The original's environment (about 3 GB, torch 2.2's CUDA wheels):
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -37,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from common import REPORT, SHARED, cpu_name, usable_cpus, write_section
 
 from videollama2_hf.audio_decoding_videollama2 import load_audio, load_video_audio
 from videollama2_hf.feature_extraction_videollama2 import VideoLlama2FeatureExtractor
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Audio preprocessing"
 AUDIO_FILES = ["bird-twitter-car.wav", "door.of.bar.raining2.wav"]
 VIDEOS = ["sample_demo_1.mp4", "sample_demo_3.mp4", "sample_demo_9.mp4", "00003491.mp4"]
@@ -88,17 +86,6 @@ for line in sys.stdin:
         np.save(request["save"], features.float().numpy())
     print(json.dumps({"ms": elapsed, "torch": torch.__version__}), flush=True)
 """
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores, no GPU"
 
 
 class OriginalWorker:
@@ -181,6 +168,7 @@ def table(rows: list[dict]) -> list[str]:
 
 
 def section(tables: dict[int, list[dict]], repeats: int, original_torch: str, load: tuple[float, float]) -> str:
+    machine = f"{cpu_name()}, {usable_cpus()} cores, no GPU"
     lines = [
         SECTION,
         "",
@@ -197,7 +185,7 @@ def section(tables: dict[int, list[dict]], repeats: int, original_torch: str, lo
         "runs after a warm-up, ms. 'differ' counts the filterbank values (of 383744) where ours is not bit-identical",
         "to the original's in this run.",
         "",
-        f"Machine: {machine()}; ours on torch {torch.__version__}, transformers {transformers.__version__}.",
+        f"Machine: {machine}; ours on torch {torch.__version__}, transformers {transformers.__version__}.",
         f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after the run: this VM is shared with other",
         "jobs, so single runs are noisy, and with more runnable jobs than cores a 2-thread torch op waits for its",
         "second thread to be scheduled (both sides alike).",
@@ -217,25 +205,13 @@ def section(tables: dict[int, list[dict]], repeats: int, original_torch: str, lo
     return "\n".join(lines) + "\n"
 
 
-def write_section(output: Path, text: str) -> None:
-    """Replace the "## Audio preprocessing" section of `output` (or append it), keeping every other section."""
-    document = output.read_text() if output.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(document):
-        document = pattern.sub(lambda _: text + "\n", document, count=1).rstrip("\n") + "\n"
-    else:
-        document = document.rstrip("\n") + "\n\n" + text
-    output.write_text(document)
-
-
 def main() -> None:
-    shared = Path(os.environ.get("VIDEOLLAMA2_SHARED", REPO_ROOT.parent / "shared"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--media", type=Path, default=shared / "media")
+    parser.add_argument("--media", type=Path, default=SHARED / "media")
     parser.add_argument("--original-python", default="/work/venv-audio-orig/bin/python")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, torch.get_num_threads()])
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--output", type=Path, default=REPORT)
     args = parser.parse_args()
     if not os.path.exists(args.original_python):
         sys.exit(f"No Python at {args.original_python}: create the original's environment (see this script's help).")
@@ -246,7 +222,7 @@ def main() -> None:
     finally:
         original.close()
     load = (load_before, os.getloadavg()[0])
-    write_section(args.output, section(tables, args.repeats, original.torch_version, load))
+    write_section(SECTION, section(tables, args.repeats, original.torch_version, load), args.output)
     print(f"wrote {args.output}")
 
 

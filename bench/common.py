@@ -9,6 +9,7 @@ import platform
 import re
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,6 +84,13 @@ def background_load(processes: int):
             child.terminate()
         for child in children:
             child.wait()
+
+
+def timed_ms(function) -> float:
+    """Milliseconds taken by `function()`."""
+    start = time.perf_counter()
+    function()
+    return (time.perf_counter() - start) * 1000
 
 
 def peak_rss_growth_mib(function) -> float:

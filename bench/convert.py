@@ -28,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import SHARED, cpu_name, usable_cpus, write_section
 
-REPO = Path(__file__).resolve().parents[1]
-REPORT = REPO / "docs" / "benchmarks.md"
+
 SECTION = "## Conversion"
 DTYPE_SIZE = 2  # bf16
 
@@ -171,13 +171,6 @@ def run_measured(command: list[str]) -> tuple[float, int, str]:
         return result["seconds"], result["maxrss"], out.read_text()
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def filesystem(path: Path) -> str:
     best = ("", "?")
     for line in Path("/proc/mounts").read_text().splitlines():
@@ -185,15 +178,6 @@ def filesystem(path: Path) -> str:
         if str(path.resolve()).startswith(mount) and len(mount) > len(best[0]):
             best = (mount, kind)
     return best[1]
-
-
-def write_section(body: str) -> None:
-    """Replace only the "## Conversion" section of docs/benchmarks.md (other sections belong to other benches)."""
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    section = f"{SECTION}\n\n{body.strip()}\n\n"
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    REPORT.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -204,15 +188,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="where to build (default: a temp dir in /tmp)")
     parser.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
     args = parser.parse_args()
-    shared = Path(os.environ.get("VIDEOLLAMA2_SHARED", REPO.parent / "shared"))
-    if not (shared / "fixtures").is_dir():
-        sys.exit(f"shared fixtures not found at {shared} (for the tokenizer files); set VIDEOLLAMA2_SHARED")
+    if not (SHARED / "fixtures").is_dir():
+        sys.exit(f"shared fixtures not found at {SHARED} (for the tokenizer files); set VIDEOLLAMA2_SHARED")
 
     root = Path(tempfile.mkdtemp(prefix="videollama2-bench-", dir=args.workdir))
     try:
         source = root / "VideoLLaMA2-7B-synthetic"
         began = time.perf_counter()
-        checkpoint = write_checkpoint(source, original_shapes(args.layers), int(args.shard_gb * 1e9), shared)
+        checkpoint = write_checkpoint(source, original_shapes(args.layers), int(args.shard_gb * 1e9), SHARED)
         print(f"built {checkpoint} in {time.perf_counter() - began:.1f}s", file=sys.stderr)
         command = [sys.executable, "-m", "videollama2_hf_cli"]  # what the console script runs, without a shell shim
         baseline = min(run_measured([sys.executable, "-c", "pass"])[1] for _ in range(3))
@@ -249,7 +232,7 @@ def main() -> None:
     import transformers
 
     machine = (
-        f"{cpu_name()}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / gib:.0f} "
+        f"{cpu_name()}, {usable_cpus()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / gib:.0f} "
         f"GiB RAM, {filesystem(Path(tempfile.gettempdir()))} filesystem, Linux {platform.release()}; Python "
         f"{platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}"
     )
@@ -337,7 +320,7 @@ listed).
 """
     print(body)
     if args.write:
-        write_section(body)
+        write_section(SECTION, f"{SECTION}\n\n{body.strip()}\n")
 
 
 if __name__ == "__main__":

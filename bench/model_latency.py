@@ -34,6 +34,7 @@ from common import (
     machine,
     peak_rss_growth_mib,
     peak_tensor_mib,
+    timed_ms,
     write_section,
 )
 from safetensors.torch import load_file
@@ -89,12 +90,6 @@ def write_checkpoint_files(folder: Path) -> dict:
     }
 
 
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return (time.perf_counter() - start) * 1000
-
-
 class Ours:
     def __init__(self, folder: Path):
         """The original's saved tensors under our names (the converter's renaming), loaded strictly."""
@@ -122,13 +117,13 @@ class Ours:
 
     def prefill(self, inputs):
         with torch.inference_mode():
-            return timed(lambda: self.model(**inputs))  # all logits, as the original computes
+            return timed_ms(lambda: self.model(**inputs))  # all logits, as the original computes
 
     def generate(self, inputs, **kwargs):
         out = []
         kwargs = {"do_sample": False, "max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS, **kwargs}
         with torch.inference_mode():
-            ms = timed(lambda: out.append(self.model.generate(**inputs, **kwargs, pad_token_id=0)))
+            ms = timed_ms(lambda: out.append(self.model.generate(**inputs, **kwargs, pad_token_id=0)))
         return ms, out[0][0, inputs["input_ids"].shape[1] :].tolist()
 
     def profile(self, inputs) -> dict:
@@ -137,9 +132,9 @@ class Ours:
         with torch.inference_mode():
             features = []
             tower = lambda: model.vision_tower(frames.flatten(0, 1), output_hidden_states=True)  # noqa: E731
-            tower_ms = timed(lambda: features.append(tower().hidden_states[-2][:, 1:]))
-            connector_ms = timed(lambda: model.multi_modal_projector(features[0].unflatten(0, frames.shape[:2])))
-            total_ms = timed(lambda: self.model(**inputs))
+            tower_ms = timed_ms(lambda: features.append(tower().hidden_states[-2][:, 1:]))
+            connector_ms = timed_ms(lambda: model.multi_modal_projector(features[0].unflatten(0, frames.shape[:2])))
+            total_ms = timed_ms(lambda: self.model(**inputs))
         return {"tower": tower_ms, "connector": connector_ms, "language model": total_ms - tower_ms - connector_ms}
 
 

@@ -19,16 +19,9 @@ import argparse
 import json
 import os
 import sys
-import time
 import warnings
 
-from common import peak_rss_growth_mib, peak_tensor_mib
-
-
-def _ms(function) -> float:
-    start = time.perf_counter()
-    function()
-    return (time.perf_counter() - start) * 1000
+from common import peak_rss_growth_mib, peak_tensor_mib, timed_ms
 
 
 def _eager_clip_config(config_class):
@@ -65,7 +58,7 @@ class OriginalSide:
         if save:
             self.np.save(save, run().numpy())
             return {}
-        return {"ms": _ms(run)}
+        return {"ms": timed_ms(run)}
 
     def build_model(self, folder, config, dtype, seed):
         """A random original Mistral-based VideoLLaMA2 whose tower config is `folder/vision_tower` (written by the
@@ -94,7 +87,7 @@ class OriginalSide:
     def prefill(self, inputs, **_):
         input_ids, pixels = self._inputs(inputs)
         with self.torch.inference_mode():
-            return {"ms": _ms(lambda: self.model(input_ids, images=[(pixels, "video")], use_cache=True))}
+            return {"ms": timed_ms(lambda: self.model(input_ids, images=[(pixels, "video")], use_cache=True))}
 
     def generate(self, inputs, new_tokens, **_):
         input_ids, pixels = self._inputs(inputs)
@@ -102,7 +95,7 @@ class OriginalSide:
         kwargs.update(min_new_tokens=new_tokens, pad_token_id=0)
         with self.torch.inference_mode():
             ids = []
-            ms = _ms(lambda: ids.append(self.model.generate(input_ids, **kwargs)))
+            ms = timed_ms(lambda: ids.append(self.model.generate(input_ids, **kwargs)))
         return {"ms": ms, "ids": ids[0][0].tolist()}
 
     def profile(self, inputs, **_):
@@ -112,10 +105,10 @@ class OriginalSide:
         tower, connector = model.get_model().get_vision_tower(), model.get_model().mm_projector
         with self.torch.inference_mode():
             features = []
-            tower_ms = _ms(lambda: features.append(tower(pixels)))
+            tower_ms = timed_ms(lambda: features.append(tower(pixels)))
             frames = features[0].unsqueeze(0)
-            connector_ms = _ms(lambda: connector(frames))
-            total_ms = _ms(lambda: model(input_ids, images=[(pixels, "video")], use_cache=True))
+            connector_ms = timed_ms(lambda: connector(frames))
+            total_ms = timed_ms(lambda: model(input_ids, images=[(pixels, "video")], use_cache=True))
         return {"tower": tower_ms, "connector": connector_ms, "language model": total_ms - tower_ms - connector_ms}
 
     def peak_memory(self, inputs, new_tokens=0, measure="rss", **_):

@@ -21,7 +21,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ from common import (
     background_load,
     geometric_mean,
     machine,
+    timed_ms,
     usable_cpus,
     write_section,
 )
@@ -60,12 +60,6 @@ CLIP_336 = {
 }
 
 
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return (time.perf_counter() - start) * 1000
-
-
 def measure_pass(original: OriginalSide, videos: list[Path], repeats: int, image_processor: dict) -> list[dict]:
     clip_336 = {"size": {"shortest_edge": 336}, "crop_size": {"height": 336, "width": 336}}
     transformers_processor = LlavaNextVideoVideoProcessor(**clip_336)
@@ -89,10 +83,10 @@ def measure_pass(original: OriginalSide, videos: list[Path], repeats: int, image
 
             request = dict(path=str(path), num_frames=num_frames, image_processor=image_processor)
             functions = {
-                "ours": lambda: timed(run_ours),
+                "ours": lambda: timed_ms(run_ours),
                 "original": lambda request=request: original.request("video", **request)["ms"],
-                "decode limit": lambda: timed(run_decode_limit),
-                "transformers": lambda: timed(run_transformers),
+                "decode limit": lambda: timed_ms(run_decode_limit),
+                "transformers": lambda: timed_ms(run_transformers),
             }
             with tempfile.TemporaryDirectory() as folder:  # warm-up, and the bit-exactness check
                 saved = os.path.join(folder, "original.npy")
