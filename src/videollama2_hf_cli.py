@@ -2,7 +2,8 @@
 
 It lives outside the `videollama2_hf` package on purpose: importing the package registers VideoLLaMA2 with the
 transformers Auto classes, which imports torch (seconds). The launcher asks the package to skip that, so that
-`--help`, `--version`, `info` and `convert` start at once; `ask` and `convert --verify` register what they load.
+`--help`, `--version`, `info` and `convert` start at once; `ask` registers the Auto classes it loads through
+(`convert --verify` uses the model class itself).
 """
 
 import os

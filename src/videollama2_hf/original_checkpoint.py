@@ -51,9 +51,12 @@ def _read_original_config(path_or_repo_id, **kwargs) -> dict:
     return config
 
 
-def _translate(original_config: dict, checkpoint, vision_tower=None, tokenizer=None, **kwargs) -> tuple[dict, dict]:
+def _translate(
+    original_config: dict, checkpoint, vision_tower=None, tokenizer=None, shapes=None, **kwargs
+) -> tuple[dict, dict]:
     """(`VideoLlama2Config` keyword arguments, the vision tower's settings) of a release, with the placeholder ids
-    its tokenizer gets and, for an audio-visual release, its audio encoder's sizes."""
+    its tokenizer gets and, for an audio-visual release, its audio encoder's sizes read from `shapes` (the weight
+    headers' tensor shapes; without them, the encoder's defaults: enough for the processor)."""
     options = hub_kwargs(kwargs)
     audio = is_audio_visual(original_config)
     tower = resolve_vision_tower(original_config, checkpoint, vision_tower, **options)
@@ -64,14 +67,15 @@ def _translate(original_config: dict, checkpoint, vision_tower=None, tokenizer=N
         tokenizer.image_token_id,
         tokenizer.video_token_id,
         audio_token_id=tokenizer.audio_token_id if audio else None,
-        audio_config=audio_encoder_config(local_tensor_shapes(checkpoint)) if audio else None,
+        audio_config=audio_encoder_config(shapes) if audio else None,
     )
     return config, tower
 
 
 def original_config_to_dict(original_config: dict, checkpoint, vision_tower=None, tokenizer=None, **kwargs) -> dict:
     """`VideoLlama2Config` keyword arguments of a release (its tokenizer is loaded from `checkpoint` unless given)."""
-    config, _ = _translate(original_config, checkpoint, vision_tower, tokenizer, **kwargs)
+    shapes = local_tensor_shapes(checkpoint) if is_audio_visual(original_config) else None
+    config, _ = _translate(original_config, checkpoint, vision_tower, tokenizer, shapes, **kwargs)
     dtype = original_config.get("dtype", original_config.get("torch_dtype"))
     if dtype is not None:
         config["dtype"] = dtype
@@ -92,10 +96,12 @@ def load_original_config(path_or_repo_id, vision_tower=None, **kwargs) -> VideoL
     )
 
 
-def original_processor(path_or_repo_id, vision_tower=None, **kwargs) -> VideoLlama2Processor:
+def original_processor(
+    path_or_repo_id, vision_tower=None, original_config: dict | None = None, **kwargs
+) -> VideoLlama2Processor:
     """`VideoLlama2Processor` of a release: its tokenizer, its tower's preprocessing, its config (and, for an
-    audio-visual release, the original's filterbank)."""
-    original_config = _read_original_config(path_or_repo_id, **kwargs)
+    audio-visual release, the original's filterbank). `original_config`: its config.json, when already read."""
+    original_config = original_config or _read_original_config(path_or_repo_id, **kwargs)
     tokenizer = load_original_tokenizer(path_or_repo_id, audio=is_audio_visual(original_config), **hub_kwargs(kwargs))
     config, tower = _translate(original_config, path_or_repo_id, vision_tower, tokenizer, **kwargs)
     settings = processor_settings(tower["image_processor"], config)
@@ -119,9 +125,10 @@ def _processor_of_release(path_or_repo_id, vision_tower=None, **kwargs) -> Video
     hub_options = hub_kwargs(kwargs)
     if read_json(path_or_repo_id, "processor_config.json", **hub_options) is not None:
         return None
-    if not is_original_config(read_json(path_or_repo_id, "config.json", **hub_options)):
+    original_config = read_json(path_or_repo_id, "config.json", **hub_options)
+    if not is_original_config(original_config):
         return None
-    return original_processor(path_or_repo_id, vision_tower, **kwargs)
+    return original_processor(path_or_repo_id, vision_tower, original_config, **kwargs)
 
 
 class VideoLlama2OriginalConfig(PreTrainedConfig):
@@ -169,7 +176,6 @@ ORIGINAL_CONFIG_CLASSES = (
     VideoLlama2OriginalQwen2Config,
     VideoLlama2OriginalLlamaConfig,
 )
-ORIGINAL_MODEL_TYPES = tuple(config_class.model_type for config_class in ORIGINAL_CONFIG_CLASSES)
 
 
 class OriginalLayoutRenaming(WeightRenaming):
@@ -207,7 +213,6 @@ def register_original_checkpoints() -> None:
 
 
 __all__ = [
-    "ORIGINAL_MODEL_TYPES",
     "load_original_config",
     "original_config_to_dict",
     "original_processor",
