@@ -394,6 +394,27 @@ def test_array_used_as_given_without_sampling_and_padded():
     assert not torch.equal(out[0, 4], out[0, 5])
 
 
+def test_short_video_file_is_padded_like_the_same_frames_as_an_array(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "short.mp4"
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for pixels in rng.integers(0, 256, (3, 48, 64, 3), dtype=np.uint8):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        out.mux(stream.encode(None))
+    with av.open(str(path)) as container:
+        frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    assert frames.shape == (3, 48, 64, 3)
+    processor = _processor()
+    from_file = processor(str(path), do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
+    from_array = processor(frames, do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
+    assert from_file.shape == (1, 8, 3, 16, 16)
+    assert torch.equal(from_file, from_array)
+    black = processor(np.zeros((1, 48, 64, 3), np.uint8), do_sample_frames=False, return_tensors="pt")
+    assert torch.equal(from_file[0, 3:], black["pixel_values_videos"][0, 1:6])  # padded with processed black frames
+
+
 def test_frame_lists_are_used_as_given():
     rng = np.random.default_rng(2)
     frames = list(rng.integers(0, 256, (10, 18, 30, 3), dtype=np.uint8))

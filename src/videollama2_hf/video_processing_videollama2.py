@@ -540,14 +540,17 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
             submitted = {}
             for index, frame in video.decode(indices):
                 submitted[index] = pool.submit(transform, frame)
-            futures, last_frame = [submitted[index] for index in indices], frame
+            futures = [submitted[index] for index in indices]
+            # a decoded PyAV frame converts to (H, W, 3) uint8 RGB of its own size (see `rgb_array`)
+            frame_shape, frame_dtype = (frame.height, frame.width, 3), np.uint8
         else:
             if max_frames is not None and len(video) > max_frames:
                 logger.warning_once(f"Videos are cut to their first `max_frames`={max_frames} frames.")
-            futures, last_frame = [pool.submit(transform, frame) for frame in video[:max_frames]], video[-1]
+            futures = [pool.submit(transform, frame) for frame in video[:max_frames]]
+            frame_shape, frame_dtype = video[-1].shape, video[-1].dtype  # (H, W, 3) uint8 RGB arrays by now
         padding = max(0, (length or 0) - len(futures))
         if padding:  # black frames shaped like the video's frames, through the same steps
-            futures += [pool.submit(transform, np.zeros_like(last_frame))] * padding
+            futures += [pool.submit(transform, np.zeros(frame_shape, frame_dtype))] * padding
         return futures
 
 
