@@ -151,6 +151,12 @@ def test_vqa_pipeline_batches(vqa, media):
         vqa(question=QUESTION)
     with pytest.raises(ValueError, match="2 images/videos/sounds but 3 questions"):
         vqa(image=[media["image_path"]] * 2, question=[QUESTION] * 3)
+    # a waveform given as a list of numpy samples is one sound, a list of waveforms a batch
+    samples = list(np.zeros(4, np.float32))
+    requests, single = vqa._requests(None, None, QUESTION, samples)
+    assert single and len(requests) == 1 and requests[0][0]["audio"] is samples
+    requests, single = vqa._requests(None, None, QUESTION, [samples, samples])
+    assert not single and len(requests) == 2
 
 
 def test_visual_question_answering_task_through_custom_pipelines(folder, tmp_path, media):

@@ -18,6 +18,7 @@ transformers' own image-text-to-text pipeline takes audio chat items too (`{"typ
 This module imports only from transformers and the standard library, so it can ship as remote code.
 """
 
+from numbers import Number
 from typing import Any
 
 from transformers.pipelines.image_text_to_text import ImageTextToTextPipeline
@@ -106,7 +107,7 @@ class VideoLlama2VisualQuestionAnsweringPipeline(ImageTextToTextPipeline):
             return False
         first = media[0]
         if kind == "audio":
-            return isinstance(first, (int, float))
+            return isinstance(first, Number)  # also numpy scalars such as np.float32
         return not isinstance(first, (str, list, tuple)) and getattr(first, "ndim", 3) == 3
 
     @staticmethod
