@@ -17,7 +17,6 @@ a longer duration. The original silently used 30 s of zeros when ffmpeg failed, 
 silence nobody asked about.
 """
 
-import io
 import os
 from contextlib import contextmanager
 from fractions import Fraction
@@ -26,7 +25,7 @@ import numpy as np
 from transformers.utils import logging
 
 from .token_counts_videollama2 import AUDIO_CLIP_SECONDS, AUDIO_SAMPLING_RATE
-from .video_decoding_videollama2 import download
+from .video_decoding_videollama2 import download, is_video_source, media_source
 
 
 logger = logging.get_logger(__name__)
@@ -95,21 +94,15 @@ def _import_av():
 
 def _source(source, what: str) -> tuple[object, str]:
     """`(something av.open reads, its name for messages)` of a path, URL, bytes or file object."""
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if path.startswith(("http://", "https://")):
-            return io.BytesIO(download(path)), path
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"No audio or video file at {path}. Check the path.")
-        return path, path
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return io.BytesIO(source), f"the {what} bytes"
-    if hasattr(source, "read"):
-        return source, getattr(source, "name", f"the {what} file object")
-    raise TypeError(
-        f"Cannot read audio from {type(source).__name__}; pass a path, URL, bytes or file object (or give the "
-        "feature extractor a waveform array)."
-    )
+    if not is_video_source(source):
+        raise TypeError(
+            f"Cannot read audio from {type(source).__name__}; pass a path, URL, bytes or file object (or give the "
+            "feature extractor a waveform array)."
+        )
+    openable, name = media_source(source, what, download)  # this module's `download`, which tests can replace
+    if isinstance(openable, str) and not os.path.isfile(openable):  # a local path
+        raise FileNotFoundError(f"No audio or video file at {openable}. Check the path.")
+    return openable, name
 
 
 @contextmanager

@@ -10,7 +10,6 @@ logarithm (used for the mel filters) differ in their last bits between CPU types
 """
 
 import math
-import os
 from functools import lru_cache
 from numbers import Number
 
@@ -29,6 +28,7 @@ from .token_counts_videollama2 import (
     FBANK_MEL_BINS,
     num_fbank_frames,
 )
+from .video_decoding_videollama2 import is_video_source
 
 
 logger = logging.get_logger(__name__)
@@ -157,7 +157,7 @@ class VideoLlama2FeatureExtractor(SequenceFeatureExtractor):
         waveforms are returned as they are. The processor calls this for `audio=` and chat audio items."""
         if isinstance(audio, (list, tuple)) and not (audio and isinstance(audio[0], Number)):
             return [self.fetch_audio(item, sampling_rate) for item in audio]
-        if isinstance(audio, (str, os.PathLike, bytes, bytearray)) or hasattr(audio, "read"):
+        if is_video_source(audio):
             return load_audio(audio, sampling_rate or self.sampling_rate, self.max_duration_s)
         return audio
 

@@ -2,7 +2,6 @@
 """VideoLLaMA2 processor: image/video processors + tokenizer (+ the filterbank extractor of audio-visual models);
 each `<image>`/`<video>`/`<audio>` becomes its token run."""
 
-import os
 from collections.abc import Callable
 from numbers import Number
 
@@ -12,6 +11,7 @@ from transformers.video_utils import make_batched_videos
 
 from .audio_decoding_videollama2 import load_video_audio
 from .token_counts_videollama2 import num_audio_tokens, num_visual_tokens
+from .video_decoding_videollama2 import is_video_source
 
 
 logger = logging.get_logger(__name__)
@@ -28,7 +28,7 @@ def _only_audio_sources(audio) -> bool:
         return True
     if isinstance(audio, (list, tuple)) and audio and not isinstance(audio[0], Number):
         return all(_only_audio_sources(item) for item in audio)
-    return isinstance(audio, (str, os.PathLike, bytes, bytearray)) or hasattr(audio, "read")
+    return is_video_source(audio)
 
 
 class VideoLlama2Processor(OmniModalProcessorMixin):
@@ -191,8 +191,8 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         audio = list(audio or [])
         if audio_from_video_indices is None and not audio:  # one sound track per video
             audio_from_video_indices = list(range(len(videos)))
-            audio = [self._video_audio(video) for video in videos]
-        elif audio_from_video_indices is not None and audio_from_video_indices.count(None) == len(audio):
+        if audio_from_video_indices is not None and audio_from_video_indices.count(None) == len(audio):
+            # decode the sound of each video listed; the `None`s take the standalone audio in order
             standalone = iter(audio)
             audio = [
                 next(standalone) if index is None else self._video_audio(videos[index])
@@ -204,7 +204,7 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
 
     @staticmethod
     def _video_audio(video):
-        if not isinstance(video, (str, os.PathLike, bytes, bytearray)) and not hasattr(video, "read"):
+        if not is_video_source(video):
             raise ValueError(
                 "`load_audio_from_video=True` reads the sound of video files: pass each video as a path, URL or bytes "
                 f"(got {type(video).__name__}), or pass its waveform with `audio=` and `audio_from_video_indices`."

@@ -14,7 +14,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 
 import numpy as np
 import PIL.Image
@@ -317,8 +316,22 @@ _IMAGE_FILE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".ti
 
 
 def is_video_source(video) -> bool:
-    """Something still to be decoded: a path, URL, encoded bytes or a file object."""
+    """Something still to be decoded: a path, URL, encoded bytes or a file object (of a video or of audio)."""
     return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(video, "read")
+
+
+def media_source(source, what: str, fetch: Callable[[str], bytes] | None = None) -> tuple[object, str]:
+    """`(something PyAV or PIL reads, its name for messages)` of a source `is_video_source` accepts: URLs are
+    downloaded (with `fetch`, `download` by default), bytes wrapped in a file object; a local path comes back as a
+    `str`, unchecked (the caller checks it). `what` ("video", "audio") names bytes and unnamed file objects."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if path.startswith(("http://", "https://")):
+            return io.BytesIO((fetch or download)(path)), path
+        return path, path
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source), f"the {what} bytes"
+    return source, getattr(source, "name", f"the {what} file object")
 
 
 def _is_frame(item) -> bool:
@@ -376,21 +389,24 @@ def split_videos(videos) -> list:
 
 def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None):
     """`(frames or a PyAVVideo still to decode, metadata)` of a path, URL, frame folder, bytes or file object."""
-    open_encoded = partial(_open_encoded, sample_indices_fn=sample_indices_fn, max_frames=max_frames)
-    if isinstance(video, (str, os.PathLike)):
-        path = os.fspath(video)
-        if path.startswith(("http://", "https://")):
-            return open_encoded(io.BytesIO(download(path)), path)
-        if os.path.isdir(path):
-            return _read_frame_folder(path, sample_indices_fn, max_frames)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"No video file or frame folder at {path}. Check the path.")
-        return open_encoded(path, path)
-    if isinstance(video, (bytes, bytearray, memoryview)):
-        return open_encoded(io.BytesIO(video), "the video bytes")
-    if hasattr(video, "read"):
-        return open_encoded(video, getattr(video, "name", "the video file object"))
-    raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
+    if not is_video_source(video):
+        raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
+    source, name = media_source(video, "video")
+    if isinstance(source, str):  # a local path
+        if os.path.isdir(source):
+            return _read_frame_folder(source, sample_indices_fn, max_frames)
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"No video file or frame folder at {source}. Check the path.")
+    return _open_encoded(source, name, sample_indices_fn, max_frames)
 
 
-__all__ = ["PyAVVideo", "frame_indices_to_read", "load_image", "open_video", "rgb_array", "split_videos"]
+__all__ = [
+    "PyAVVideo",
+    "frame_indices_to_read",
+    "is_video_source",
+    "load_image",
+    "media_source",
+    "open_video",
+    "rgb_array",
+    "split_videos",
+]
