@@ -15,7 +15,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from readme_examples import AUDIO_VISUAL_NAME, DOCUMENTS, REPO_ROOT, make_scratch, python_blocks, run_example
+from readme_examples import (
+    AUDIO_VISUAL_NAME,
+    DOCUMENTS,
+    RELEASE_NAME,
+    REPO_ROOT,
+    make_scratch,
+    python_blocks,
+    run_example,
+)
 
 
 def shared_dir() -> Path:
@@ -47,7 +55,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="videollama2-smoke-") as scratch:
         root = make_scratch(shared / "fixtures", shared / "media", Path(scratch))
         variant = shared / "fixtures" / "qwen2_siglip_stcv35_f16"
-        release = "releases/VideoLLaMA2-7B-16F"
+        release = f"releases/{RELEASE_NAME}"
         check("--version", command, "--version", cwd=root)
         check("--help", command, "--help", cwd=root)
         check("convert --list-presets", command, "convert", "--list-presets", cwd=root)

@@ -20,6 +20,7 @@ import soundfile
 from safetensors.torch import load_file
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
+from videollama2_test_utils import AV_VARIANT
 
 from videollama2_hf.audio_decoding_videollama2 import (
     clip_sample_ranges,
@@ -29,9 +30,6 @@ from videollama2_hf.audio_decoding_videollama2 import (
     load_video_audio,
     resample_fft,
 )
-
-
-AV_VARIANT = "qwen2_siglip_av"
 
 
 @pytest.fixture(scope="module")

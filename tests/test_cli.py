@@ -74,7 +74,7 @@ def test_version_everywhere():
     assert module.returncode == 0 and module.stdout.strip() == f"videollama2-hf {__version__}"
 
 
-def test_media_are_checked_before_the_model_loads(release, media_dir, tmp_path):
+def test_media_are_checked_before_the_model_loads(release, tmp_path):
     """A typo in --video costs nothing: the error comes before torch is even imported."""
     script = (
         "import sys, videollama2_hf_cli; sys.argv = ['videollama2-hf', *sys.argv[1:]]; "
@@ -115,7 +115,7 @@ def test_user_errors_are_one_line(case, argv, code, fragments, media_dir, tmp_pa
         assert result.stderr.startswith(f"usage: videollama2-hf {argv[0]}")  # the subcommand's usage
 
 
-def test_model_folder_problems(release, converted, media_dir, tmp_path):
+def test_model_folder_problems(converted, media_dir, tmp_path):
     image = media_dir / "desert.png"
     bad = tmp_path / "bad"
     bad.mkdir()

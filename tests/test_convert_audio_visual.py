@@ -17,10 +17,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from videollama2_test_utils import (
     AV_VARIANT,
+    assert_logits_close,
     audio_visual_model,
     audio_visual_processor,
+    case_media,
     expanded_audio_visual_ids,
     run_without_the_package,
+    stored_media,
 )
 
 import videollama2_hf  # noqa: F401  (registers the Auto classes)
@@ -41,6 +44,14 @@ def conversion(fixtures_dir, tmp_path_factory):
         folder / "original_checkpoint", out, vision_tower=folder / "vision_tower", verify=True, progress=False
     )
     return out, result
+
+
+@pytest.fixture(scope="module")
+def converted(conversion):
+    """The converted folder's model and processor, loaded once."""
+    out, _ = conversion
+    model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(out)
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +103,11 @@ def test_weights_are_the_key_tables_bit_for_bit_and_the_aliases_are_dropped(conv
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_converted_folder_reproduces_the_original(conversion, reference, fixtures_dir, media_dir, name):
+def test_converted_folder_reproduces_the_original(converted, reference, fixtures_dir, media_dir, name):
     """From the media files through the converted processor to the logits of the original audio-visual branch."""
-    out, _ = conversion
+    model, processor = converted
     tensors, cases = reference
     case = cases[name]
-    processor = AutoProcessor.from_pretrained(out)
-    model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32).eval()
     media = {"type": "audio", "path": str(media_dir / case["media_file"])}
     if name != "audio":
         media = {"type": "video", "path": str(media_dir / case["media_file"])}
@@ -108,27 +117,15 @@ def test_converted_folder_reproduces_the_original(conversion, reference, fixture
     )
     ids = expanded_audio_visual_ids(case, model.config.video_token_id, model.config.audio_token_id)
     assert inputs["input_ids"][0].tolist() == ids
-    built = audio_visual_processor(fixtures_dir)(text=case["prompt"], **_media(media_dir, case, name))
+    built = audio_visual_processor(fixtures_dir)(text=case["prompt"], **case_media(media_dir, case, name))
     for key in ("pixel_values_videos", "input_features"):
         assert (key in inputs) == (key in built)
         if key in built:
             assert torch.equal(inputs[key], built[key]), key
     # the model from the original's processor outputs, so that the comparison is the converted weights' alone
-    stored = {}
-    if name != "audio":
-        stored["pixel_values_videos"] = tensors["av.pixel_values"][None]
-    if name != "video":
-        stored["input_features"] = tensors[f"{name}.fbank"].float()
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids]), logits_to_keep=1, **stored).logits[:, -1]
-    expected = tensors[f"{name}.logits_last"]
-    assert (logits - expected).abs().max() <= 1e-4 * max(1.0, expected.abs().max().item())
-
-
-def _media(media_dir, case, name):
-    if name == "audio":
-        return {"audio": [str(media_dir / case["media_file"])]}
-    return {"videos": [str(media_dir / case["media_file"])], "load_audio_from_video": name == "av"}
+        logits = model(input_ids=torch.tensor([ids]), logits_to_keep=1, **stored_media(tensors, name)).logits[:, -1]
+    assert_logits_close(logits, tensors[f"{name}.logits_last"], what="last logits")
 
 
 REMOTE_SCRIPT = textwrap.dedent(
@@ -159,7 +156,7 @@ REMOTE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_remote_code_hears_audio_without_the_package(conversion, fixtures_dir, media_dir, tmp_path):
+def test_remote_code_hears_audio_without_the_package(conversion, converted, media_dir, tmp_path):
     out, _ = conversion
     wav, video = media_dir / "bird-twitter-car.wav", media_dir / "sample_demo_1.mp4"
     report = run_without_the_package(REMOTE_SCRIPT, out, wav, video, cwd=tmp_path)
@@ -167,8 +164,7 @@ def test_remote_code_hears_audio_without_the_package(conversion, fixtures_dir, m
     assert report["model_module"].startswith("transformers_modules.")
     assert report["feature_extractor"].startswith("transformers_modules.")
     # the same answers as the package's own classes on the same folder
-    model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32).eval()
-    processor = AutoProcessor.from_pretrained(out)
+    model, processor = converted
     for name, item, from_video in (
         ("audio", {"type": "audio", "path": str(wav)}, False),
         ("av", {"type": "video", "path": str(video)}, True),

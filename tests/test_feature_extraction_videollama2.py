@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+from videollama2_test_utils import AV_VARIANT
 
 from videollama2_hf import VideoLlama2AudioEncoderConfig, num_audio_tokens
 from videollama2_hf.audio_decoding_videollama2 import clip_sample_ranges, load_audio
@@ -30,7 +31,6 @@ from videollama2_hf.feature_extraction_videollama2 import (
 )
 
 
-AV_VARIANT = "qwen2_siglip_av"
 MAX_TIES = 16  # values per 2998 x 128 filterbank allowed to round to the other neighbour of a bfloat16 tie
 TIE_DISTANCE = 2.5e-4  # how close to the midpoint of two bfloat16 values such a value must be (measured: <= 8.4e-5)
 

@@ -15,13 +15,13 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping
 from transformers.core_model_loading import apply_renamings
+from videollama2_test_utils import AV_VARIANT, TINY_AUDIO_CONFIG
 
 from videollama2_hf import VideoLlama2AudioEncoder, VideoLlama2AudioEncoderConfig
 from videollama2_hf.modeling_beats import relative_position_bucket
 from videollama2_hf.original_layout import convert_original_key
 
 
-AV_VARIANT = "qwen2_siglip_av"
 TOWER_PREFIX = "model.audio_tower."
 # BEATsConfig field -> VideoLlama2AudioEncoderConfig field, for the fields the fixture sets or the model reads.
 BEATS_CONFIG_FIELDS = {
@@ -42,8 +42,7 @@ BEATS_CONFIG_FIELDS = {
     "activation_dropout": "activation_dropout",
     "encoder_layerdrop": "layerdrop",
 }
-TINY = {"patch_embedding_dim": 16, "hidden_size": 24, "intermediate_size": 32, "num_hidden_layers": 2}
-TINY.update(num_attention_heads=4, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4, num_mel_bins=32)
+TINY = TINY_AUDIO_CONFIG  # layerdrop 0 unless a test sets it
 
 
 def convert_key(key: str) -> str | None:
@@ -182,7 +181,7 @@ def test_position_conv_weight_norm_has_the_originals_epsilon(fixture_encoder):
 
 def tiny_encoder(**kwargs) -> VideoLlama2AudioEncoder:
     torch.manual_seed(0)
-    return VideoLlama2AudioEncoder(VideoLlama2AudioEncoderConfig(**TINY, **kwargs)).eval()
+    return VideoLlama2AudioEncoder(VideoLlama2AudioEncoderConfig(**{**TINY, **kwargs})).eval()
 
 
 def random_features(batch_size: int = 2, num_frames: int = 70) -> torch.Tensor:

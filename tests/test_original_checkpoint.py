@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
-from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, original_folder
+from videollama2_test_utils import FIXTURE_VARIANTS, assert_logits_close, expanded_ids, original_folder
 
 from videollama2_hf import (
     VideoLlama2Config,
@@ -54,12 +54,6 @@ class Loaded:
 @pytest.fixture(scope="module", params=FIXTURE_VARIANTS)
 def loaded(request, fixtures_dir):
     return Loaded(fixtures_dir, request.param)
-
-
-def assert_logits_close(actual, expected, what):
-    tolerance = 1e-4 * max(1.0, expected.abs().max().item())
-    difference = (actual - expected).abs().max().item()
-    assert difference <= tolerance, f"{what}: {difference:.3g} > {tolerance:.3g}"
 
 
 def test_auto_classes_give_our_classes(loaded):

@@ -12,14 +12,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import GenerationConfig, RepetitionPenaltyLogitsProcessor
-from videollama2_test_utils import FIXTURE_VARIANTS, expanded_ids, first_low_margin_step
+from videollama2_test_utils import (
+    FIXTURE_VARIANTS,
+    assert_close,
+    assert_logits_close,
+    expanded_ids,
+    first_low_margin_step,
+)
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration
 from videollama2_hf.original_checkpoint import original_processor
 from videollama2_hf.original_layout import ORIGINAL_TO_HF_KEY_PATTERNS, convert_config, load_original_tokenizer
-
-
-FEATURE_ATOL = 1e-4
 
 
 class Variant:
@@ -91,17 +94,6 @@ class Variant:
 @pytest.fixture(scope="module", params=FIXTURE_VARIANTS)
 def variant(request, fixtures_dir, media_dir):
     return Variant(fixtures_dir, media_dir, request.param)
-
-
-def assert_close(actual, expected, atol=FEATURE_ATOL, what=""):
-    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    difference = (actual.float() - expected.float()).abs().max().item()
-    assert difference <= atol, f"{what}: max abs difference {difference:.3g} > {atol:.3g}"
-
-
-def assert_logits_close(actual, expected, what=""):
-    atol = FEATURE_ATOL * max(1.0, expected.abs().max().item())
-    assert_close(actual, expected, atol=atol, what=what)
 
 
 def test_num_visual_tokens_match_fixture(variant):

@@ -18,17 +18,20 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationC
 from videollama2_test_utils import (
     AV_VARIANT,
     MARGIN_FOR_EXACT_IDS,
+    assert_close,
+    assert_logits_close,
     audio_visual_model,
     audio_visual_processor,
+    case_media,
     expanded_audio_visual_ids,
     first_low_margin_step,
     original_folder,
+    stored_media,
 )
 
 from videollama2_hf.audio_decoding_videollama2 import clip_sample_ranges
 
 
-FEATURE_ATOL = 1e-4
 CASES = ["av", "audio", "video"]
 # The original's bfloat16 filterbank, recomputed: a few values round to the other bfloat16 neighbour (rounding ties,
 # MKL's last bits; for `av` also the 3 PCM samples PyAV's resampler rounds the other way, see the decoding tests).
@@ -40,6 +43,8 @@ class AudioVisual:
 
     def __init__(self, fixtures_dir, media_dir):
         folder = fixtures_dir / AV_VARIANT
+        self.media_dir = media_dir
+        self._processed = {}
         self.reference = load_file(folder / "reference.safetensors")
         self.meta = json.loads((folder / "reference.json").read_text())
         self.model = audio_visual_model(fixtures_dir)
@@ -63,18 +68,18 @@ class AudioVisual:
 
     def media(self, name):
         """Processor keywords for the case's media, as a user passes them."""
-        if name == "audio":
-            return {"audio": [self.wav]}
-        return {"videos": [self.video], "load_audio_from_video": name == "av", "return_metadata": True}
+        media = case_media(self.media_dir, self.case(name), name)
+        return media if name == "audio" else {**media, "return_metadata": True}
+
+    def processed(self, name):
+        """The processor's output for the case's prompt and media, computed (and decoded) once."""
+        if name not in self._processed:
+            self._processed[name] = self.processor(text=self.case(name)["prompt"], **self.media(name))
+        return self._processed[name]
 
     def stored_media(self, name):
         """Model inputs from the original's processor outputs (pixels, bfloat16 filterbank)."""
-        media = {}
-        if name != "audio":
-            media["pixel_values_videos"] = self.reference["av.pixel_values"][None]
-        if name != "video":
-            media["input_features"] = self.reference[f"{name}.fbank"].float()
-        return media
+        return stored_media(self.reference, name)
 
     def chat(self, name):
         """The case's question as transformers chat items, media first as the original prompt has it."""
@@ -85,16 +90,6 @@ class AudioVisual:
 @pytest.fixture(scope="module")
 def av(fixtures_dir, media_dir):
     return AudioVisual(fixtures_dir, media_dir)
-
-
-def assert_close(actual, expected, atol=FEATURE_ATOL, what=""):
-    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    difference = (actual.float() - expected.float()).abs().max().item()
-    assert difference <= atol, f"{what}: max abs difference {difference:.3g} > {atol:.3g}"
-
-
-def assert_logits_close(actual, expected, what=""):
-    assert_close(actual, expected, atol=FEATURE_ATOL * max(1.0, expected.abs().max().item()), what=what)
 
 
 def assert_fbank_close(features, expected):
@@ -119,7 +114,7 @@ def test_prompt_and_input_ids(av, name):
     processor = av.processor
     for messages in (case["messages"], av.chat(name)):  # the original's strings, then transformers' content items
         assert processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == case["prompt"]
-    inputs = processor(text=case["prompt"], **av.media(name))
+    inputs = av.processed(name)
     ids = inputs["input_ids"][0]
     assert ids.tolist() == av.expanded_ids(name) and inputs["attention_mask"].all()
     # the merged layout of the original: text, then the video's tokens, then the audio's, then text
@@ -133,7 +128,7 @@ def test_prompt_and_input_ids(av, name):
 def test_processor_pixels_frames_and_filterbanks(av):
     """The processor's own decoding: frames and pixels exact, filterbanks up to bfloat16 rounding flips."""
     for name in CASES:
-        inputs = av.processor(text=av.case(name)["prompt"], **av.media(name))
+        inputs = av.processed(name)
         if name != "audio":
             assert list(inputs["video_metadata"][0].frames_indices) == av.case(name)["sampled_frame_indices"]
             assert_close(inputs["pixel_values_videos"][0], av.reference["av.pixel_values"], atol=1e-6, what="pixels")
@@ -277,9 +272,6 @@ def test_the_release_loads_directly_to_the_same_model_and_processor(av, fixtures
     assert all(torch.equal(tensor, expected[name]) for name, tensor in model.state_dict().items())
     processor = AutoProcessor.from_pretrained(release)
     for name in ("av", "audio"):
-        direct, built = (
-            processor(text=av.case(name)["prompt"], **av.media(name)),
-            av.processor(text=av.case(name)["prompt"], **av.media(name)),
-        )
+        direct, built = processor(text=av.case(name)["prompt"], **av.media(name)), av.processed(name)
         assert torch.equal(direct["input_ids"], built["input_ids"])
         assert torch.equal(direct["input_features"], built["input_features"])

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
+from readme_examples import AUDIO_VISUAL_VARIANT as AV_VARIANT  # one home, shared with the README examples
 from readme_examples import release_folder as original_folder  # noqa: F401  (one home, shared with the smoke run)
 
 
@@ -41,8 +42,9 @@ PRESET_NAMES = {
     "VideoLLaMA2.1-7B-16F-Base",
     "VideoLLaMA2.1-7B-AV",
 }
-AV_VARIANT = "qwen2_siglip_av"
 ORIGINAL_PLACEHOLDER = {"video": -201, "image": -200, "audio": -202}
+# Parity tolerance of features (absolute) and logits (relative to the largest expected value): the fixtures README's.
+FEATURE_ATOL = 1e-4
 # Greedy decoding of random models has near-ties: ids are compared exactly up to the first step with a smaller margin.
 MARGIN_FOR_EXACT_IDS = 1e-3
 
@@ -107,6 +109,18 @@ def tiny_config(
     )
 
 
+def assert_close(actual, expected, atol=FEATURE_ATOL, what=""):
+    """Same shape and every value within `atol`."""
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    difference = (actual.float() - expected.float()).abs().max().item()
+    assert difference <= atol, f"{what}: max abs difference {difference:.3g} > {atol:.3g}"
+
+
+def assert_logits_close(actual, expected, what=""):
+    """`assert_close` with `FEATURE_ATOL` relative to the largest expected magnitude (at least 1)."""
+    assert_close(actual, expected, atol=FEATURE_ATOL * max(1.0, expected.abs().max().item()), what=what)
+
+
 def first_low_margin_step(margins: list[float]) -> int:
     """Index of the first greedy step whose top-1/top-2 gap is a near-tie (len(margins) if none)."""
     return next((step for step, margin in enumerate(margins) if margin < MARGIN_FOR_EXACT_IDS), len(margins))
@@ -157,17 +171,16 @@ def expanded_audio_visual_ids(case: dict, video_token_id: int, audio_token_id: i
 def audio_visual_config(fixtures_dir: Path):
     """The `VideoLlama2Config` of the audio-visual fixture: its config.json, its tower's config and the sizes of
     its BEATs read back from the tensor shapes (as for the release), with the tokenizer giving the token ids."""
-    from safetensors import safe_open
-
     from videollama2_hf import VideoLlama2Config
-    from videollama2_hf.original_layout import audio_encoder_config, convert_config, load_original_tokenizer
+    from videollama2_hf.original_layout import (
+        audio_encoder_config,
+        convert_config,
+        load_original_tokenizer,
+        local_tensor_shapes,
+    )
 
     folder = fixtures_dir / AV_VARIANT
     checkpoint = folder / "original_checkpoint"
-    shapes = {}
-    for shard in checkpoint.glob("*.safetensors"):
-        with safe_open(shard, "pt") as weights:
-            shapes.update({key: weights.get_slice(key).get_shape() for key in weights.keys()})
     tokenizer = load_original_tokenizer(checkpoint, audio=True)
     kwargs = convert_config(
         json.loads((checkpoint / "config.json").read_text()),
@@ -175,7 +188,7 @@ def audio_visual_config(fixtures_dir: Path):
         tokenizer.image_token_id,
         tokenizer.video_token_id,
         audio_token_id=tokenizer.audio_token_id,
-        audio_config=audio_encoder_config(shapes),
+        audio_config=audio_encoder_config(local_tensor_shapes(checkpoint)),
     )
     return VideoLlama2Config(**kwargs)
 
@@ -198,10 +211,12 @@ def audio_visual_processor(fixtures_dir: Path):
     """The release's processor (tokenizer with `<audio>`, SigLIP pixels, ChatML template) with the filterbank."""
     from videollama2_hf import VideoLlama2FeatureExtractor, VideoLlama2Processor
     from videollama2_hf.original_checkpoint import original_processor
-    from videollama2_hf.original_layout import load_original_tokenizer
+    from videollama2_hf.original_layout import audio_encoder_config, load_original_tokenizer, local_tensor_shapes
 
     folder = fixtures_dir / AV_VARIANT
     visual = original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower")
+    # the BEATs patch size, read back from the shard headers alone (no tokenizer, no full config)
+    audio_patch_size = audio_encoder_config(local_tensor_shapes(folder / "original_checkpoint"))["patch_size"]
     return VideoLlama2Processor(
         visual.image_processor,
         visual.video_processor,
@@ -211,8 +226,28 @@ def audio_visual_processor(fixtures_dir: Path):
         projector_type=visual.projector_type,
         patch_size=visual.patch_size,
         projector_downsample=visual.projector_downsample,
-        audio_patch_size=audio_visual_config(fixtures_dir).audio_config.patch_size,
+        audio_patch_size=audio_patch_size,
     )
+
+
+def case_media(media_dir: Path, case: dict, name: str) -> dict:
+    """Processor keywords for an audio-visual case's media file, as a user passes them: the wav of `audio`, the
+    video of `av` (heard: its sound track too) and `video` (silent)."""
+    path = str(media_dir / case["media_file"])
+    if name == "audio":
+        return {"audio": [path]}
+    return {"videos": [path], "load_audio_from_video": name == "av"}
+
+
+def stored_media(reference: dict, name: str) -> dict:
+    """Model inputs of an audio-visual case from the original's processor outputs (pixels, bfloat16 filterbank), so
+    that a comparison downstream is the model's alone."""
+    media = {}
+    if name != "audio":
+        media["pixel_values_videos"] = reference["av.pixel_values"][None]
+    if name != "video":
+        media["input_features"] = reference[f"{name}.fbank"].float()
+    return media
 
 
 def audio_visual_folder(fixtures_dir: Path, destination: Path, dtype=torch.float32) -> Path:
