@@ -200,6 +200,10 @@ def test_num_multimodal_tokens_for_serving_engines(qwen, image):
 def test_any_video_array_expands_to_what_the_model_consumes(qwen, frames, height, width, num_frames):
     processor, config = qwen
     video = np.random.default_rng(frames).integers(0, 255, (frames, height, width, 3), dtype=np.uint8)
+    if num_frames > frames and num_frames != processor.video_processor.num_frames:
+        with pytest.raises(ValueError, match=f"num_frames={num_frames}`, but the video has only {frames} frames"):
+            processor(text="<video>", videos=[video], videos_kwargs={"num_frames": num_frames})
+        return
     inputs = processor(text="<video>", videos=[video], videos_kwargs={"num_frames": num_frames})
     clip = inputs["pixel_values_videos"]
     assert clip.shape[0] == 1 and clip.shape[2:] == (3, 56, 56)
@@ -268,6 +272,54 @@ def test_chat_audio_items_and_sound_of_videos(audio_visual, media_dir):
     silent = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     assert count(silent["input_ids"][0], processor.audio_token_id) == 1496
     assert torch.equal(silent["input_features"], heard["input_features"][:1])
+
+
+def test_explicit_audio_item_after_a_video_marks_its_sound(audio_visual, media_dir, caplog):
+    """The form transformers asks for (an empty audio item right after each video) and the implicit one give the same
+    prompt, ids and features; neither logs transformers' deprecation warning."""
+    processor = audio_visual
+    video = {"type": "video", "path": str(media_dir / "sample_demo_1.mp4")}
+    explicit, implicit = chat(video, {"type": "audio"}), chat(video)
+    prompts = [
+        processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in (explicit, implicit)
+    ]
+    assert prompts[0] == prompts[1] and "<audio>" not in prompts[0]
+    with caplog.at_level("WARNING"):
+        heard = [
+            processor.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True, return_dict=True, load_audio_from_video=True
+            )
+            for messages in (explicit, implicit)
+        ]
+    assert "audio` entry" not in caplog.text
+    assert torch.equal(heard[0]["input_ids"], heard[1]["input_ids"])
+    assert torch.equal(heard[0]["input_features"], heard[1]["input_features"])
+    assert count(heard[0]["input_ids"], processor.audio_token_id) == 1496
+    # what a user writes after rendering the prompt: the processor on the text gives the same
+    from_text = processor(text=prompts[0], videos=[video["path"]], load_audio_from_video=True)
+    assert torch.equal(from_text["input_ids"], heard[0]["input_ids"])
+    with pytest.raises(ValueError, match=r'An \{"type": "audio"\} item needs its audio'):  # no video before it
+        processor.apply_chat_template(
+            chat({"type": "audio"}, video), tokenize=True, return_dict=True, load_audio_from_video=True
+        )
+
+
+def test_empty_media_lists_mean_no_media(mistral, audio_visual):
+    """What clients such as lmms-eval pass for a text-only question: `images=[]`, `videos=[]`, `audio=[]`."""
+    processor = mistral[0]
+    plain = processor(text="What?")
+    for kwargs in ({"images": []}, {"videos": []}, {"images": [[]], "videos": [[]]}):
+        inputs = processor(text="What?", **kwargs)
+        assert set(inputs) == set(plain) and torch.equal(inputs["input_ids"], plain["input_ids"])
+    heard = audio_visual(text="What?", audio=[], images=[], videos=[])
+    assert "input_features" not in heard and "pixel_values" not in heard
+
+
+@pytest.mark.parametrize("empty", [[], ()])
+def test_empty_video_item_in_a_chat_is_a_clear_error(mistral, empty):
+    messages = [{"role": "user", "content": [{"type": "video", "video": empty}, {"type": "text", "text": "What?"}]}]
+    with pytest.raises(ValueError, match="holds no frame"):
+        mistral[0].apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
 
 
 def test_sound_of_videos_errors(audio_visual, media_dir, fixtures_dir):

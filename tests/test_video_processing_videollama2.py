@@ -592,8 +592,12 @@ def test_save_and_load_round_trip(tmp_path, demo):
 )
 def test_processor_on_random_arrays(num_video_frames, height, width, num_frames, sample, seed):
     video = np.random.default_rng(seed).integers(0, 256, (num_video_frames, height, width, 3), dtype=np.uint8)
-    processor = VideoLlama2VideoProcessor(size={"shortest_edge": 8}, crop_size={"height": 8, "width": 8})
-    out = processor(video, num_frames=num_frames, do_sample_frames=sample, return_tensors="pt", return_metadata=True)
+    pixels = {"size": {"shortest_edge": 8}, "crop_size": {"height": 8, "width": 8}}
+    if sample and num_frames > num_video_frames:  # more frames than the clip has: only at the model's own count
+        with pytest.raises(ValueError, match=f"only {num_video_frames} frames"):
+            VideoLlama2VideoProcessor(**pixels, num_frames=1)(video, num_frames=num_frames, return_tensors="pt")
+    processor = VideoLlama2VideoProcessor(**pixels, num_frames=num_frames)
+    out = processor(video, do_sample_frames=sample, return_tensors="pt", return_metadata=True)
     taken = num_frames if sample else num_video_frames
     expected_frames = min(max(taken, num_frames), processor.max_frames)
     assert out["pixel_values_videos"].shape == (1, expected_frames, 3, 8, 8)

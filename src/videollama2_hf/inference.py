@@ -182,9 +182,11 @@ def load_model_and_processor(
     return model.eval(), processor
 
 
-def build_messages(question: str, media: dict) -> list[dict]:
-    """One user turn: the video, image or audio first (as the original prompt has it), then the question."""
-    return [{"role": "user", "content": [media, {"type": "text", "text": question}]}]
+def build_messages(question: str, media: dict, with_audio: bool = False) -> list[dict]:
+    """One user turn: the video, image or audio first (as the original prompt has it), then the question. A video
+    heard with its sound is followed by the empty audio item transformers asks for (`load_audio_from_video=True`)."""
+    sound = [{"type": "audio"}] if with_audio and media["type"] == "video" else []
+    return [{"role": "user", "content": [media, *sound, {"type": "text", "text": question}]}]
 
 
 def ask(
@@ -213,7 +215,7 @@ def ask(
     media = media or load_media(video, image, audio, with_audio=with_audio)
     processor_kwargs = {} if num_frames is None else {"num_frames": num_frames}
     inputs = processor.apply_chat_template(
-        build_messages(question, media),
+        build_messages(question, media, with_audio),
         add_generation_prompt=True,
         tokenize=True,
         return_dict=True,

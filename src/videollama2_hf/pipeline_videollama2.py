@@ -60,7 +60,16 @@ class VideoLlama2VisualQuestionAnsweringPipeline(ImageTextToTextPipeline):
             ]
         else:
             requests, single = self._requests(image, video, question, audio)
-        chats = [[{"role": "user", "content": [media, {"type": "text", "text": text}]}] for media, text in requests]
+        sound = [{"type": "audio"}] if with_audio else []  # marks where each video's sound goes
+        chats = [
+            [
+                {
+                    "role": "user",
+                    "content": [media, *(sound if media["type"] == "video" else []), {"type": "text", "text": text}],
+                }
+            ]
+            for media, text in requests
+        ]
         kwargs.setdefault("return_full_text", False)
         if with_audio:
             kwargs["load_audio_from_video"] = True

@@ -11,7 +11,7 @@ from transformers.video_utils import make_batched_videos
 
 from .audio_decoding_videollama2 import load_video_audio
 from .token_counts_videollama2 import num_audio_tokens, num_visual_tokens
-from .video_decoding_videollama2 import is_video_source
+from .video_decoding_videollama2 import is_video_source, split_videos
 
 
 logger = logging.get_logger(__name__)
@@ -20,6 +20,11 @@ NO_AUDIO_TOWER = (
     "This checkpoint has no audio encoder, so it cannot hear audio: only audio-visual checkpoints such as "
     "VideoLLaMA2.1-7B-AV do (their processor has a feature extractor). Ask about the video or image alone."
 )
+
+
+def _is_empty(media) -> bool:
+    """`[]`, or `[[], []]` as `apply_chat_template` groups media per conversation: no media of that kind."""
+    return isinstance(media, (list, tuple)) and all(isinstance(item, (list, tuple)) and not item for item in media)
 
 
 def _only_audio_sources(audio) -> bool:
@@ -137,7 +142,11 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
 
     def __call__(self, images=None, text=None, videos=None, audio=None, audio_from_video_indices=None, **kwargs):
         """transformers' omni-modal processing. Audio files, URLs and the sound of videos are decoded here, at the
-        feature extractor's rate; waveforms given as arrays need `sampling_rate=` (16 kHz)."""
+        feature extractor's rate; waveforms given as arrays need `sampling_rate=` (16 kHz). An empty list (or a list
+        of empty per-conversation lists) of images, videos or audio means none of that kind."""
+        images, videos, audio = (None if _is_empty(media) else media for media in (images, videos, audio))
+        if videos is not None:
+            split_videos(videos)  # a video given as an empty frame list: one clear error before transformers' checks
         if self.feature_extractor is not None and _only_audio_sources(audio):
             kwargs.setdefault("sampling_rate", self.feature_extractor.sampling_rate)
         return super().__call__(
@@ -167,21 +176,28 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         for conversation in conversations:
             for message in conversation:
                 if isinstance(message.get("content"), list):
-                    message["content"] = [self._decoded_audio_block(block) for block in message["content"]]
+                    message["content"] = self._decoded_audio_blocks(message["content"], load_audio_from_video)
         return super()._multimodal_inputs_from_conversations(
             conversations, audio_loading_params, load_audio_from_video
         )
 
-    def _decoded_audio_block(self, block: dict) -> dict:
-        if block["type"] != "audio":
-            return block
-        key = next((key for key in ("audio", "url", "path") if block.get(key) is not None), None)
-        if key is None:
-            raise ValueError(
-                'An {"type": "audio"} item needs its audio ("path", "url" or "audio"). The sound of a video is '
-                "taken with `load_audio_from_video=True`, without an audio item."
-            )
-        return {"type": "audio", "audio": self.feature_extractor.fetch_audio(block[key])}
+    def _decoded_audio_blocks(self, content: list[dict], load_audio_from_video: bool) -> list[dict]:
+        """Audio items decoded; with `load_audio_from_video`, the source-less `{"type": "audio"}` right after a video
+        (the marker transformers asks for) is dropped, since that video's `<video>` already holds its sound."""
+        blocks = []
+        for previous, block in zip([None, *content], content):
+            if block["type"] != "audio":
+                blocks.append(block)
+                continue
+            key = next((key for key in ("audio", "url", "path") if block.get(key) is not None), None)
+            if key is not None:
+                blocks.append({"type": "audio", "audio": self.feature_extractor.fetch_audio(block[key])})
+            elif not (load_audio_from_video and previous is not None and previous["type"] == "video"):
+                raise ValueError(
+                    'An {"type": "audio"} item needs its audio ("path", "url" or "audio"); an empty one only marks '
+                    "the sound of the video right before it, with `load_audio_from_video=True`."
+                )
+        return blocks
 
     def _resolve_audio_from_video(self, videos, audio=None, audio_from_video_indices=None):
         """Each video's sound track as the original hears it (`load_video_audio`: 8 clips of 2 s spread over the

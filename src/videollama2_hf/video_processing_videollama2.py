@@ -356,8 +356,9 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     are, like the original did. Lists of frames are used as given; a list of image files needs
     `do_sample_frames=False` (as in transformers, such frames are taken to be sampled already). Clips shorter than
     `num_frames` are padded with black frames (the original's padding), then at most `max_frames` frames are kept.
-    Asking for more frames than a clip has repeats frames, as the original's sampler does, where transformers' default
-    sampler raises.
+    Sampling more frames than a clip has repeats frames at the model's own `num_frames` (the original's sampler, so
+    every clip costs the tokens the model was trained with); any other `num_frames` or an `fps` asking for more frames
+    than the clip has raises `ValueError`, as transformers' samplers do.
 
     `start_time`/`end_time` (seconds) restrict sampling to a window, and `fps` samples that many frames per second
     instead of `num_frames` (without padding); both apply where frames are sampled. Arrays need
@@ -399,15 +400,25 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         """Original VideoLLaMA2 sampling (`sample_frame_indices`) of `metadata`'s video, cut to `max_frames`.
 
         `fps` (frames to sample per second) replaces `num_frames` by the number of frames that rate gives over the
-        window, as in transformers' default sampler.
+        window, as in transformers' default sampler. Asking for more frames than the window holds raises, as
+        transformers' samplers do, except at the model's own `num_frames`: there short clips repeat frames, as the
+        original's sampler does, so that every clip gets the token count the model was trained with.
         """
         num_frames = num_frames if num_frames is not None else self.num_frames
         max_frames = max_frames if max_frames is not None else self.max_frames
+        if fps is not None and not metadata.fps:
+            raise ValueError("Sampling at `fps` frames per second needs the video's frame rate in its metadata.")
+        first, last = frame_window(metadata.total_num_frames, metadata.fps, start_time, end_time)
+        available = last - first + 1
         if fps is not None:
-            if not metadata.fps:
-                raise ValueError("Sampling at `fps` frames per second needs the video's frame rate in its metadata.")
-            first, last = frame_window(metadata.total_num_frames, metadata.fps, start_time, end_time)
-            num_frames = max(1, int((last - first + 1) / metadata.fps * fps))
+            num_frames = max(1, int(available / metadata.fps * fps))
+        if num_frames > available and (fps is not None or num_frames != self.num_frames):
+            asked = f"`fps={fps}` gives {num_frames} frames" if fps is not None else f"`num_frames={num_frames}`"
+            raise ValueError(
+                f"{asked}, but the video has only {available} frames to sample from: ask for at most {available} "
+                f"frames, or leave `num_frames` at the model's {self.num_frames} (short clips then repeat frames, as "
+                "the original does)."
+            )
         indices = sample_frame_indices(metadata.total_num_frames, num_frames, metadata.fps, start_time, end_time)
         if max_frames is not None and len(indices) > max_frames:
             logger.warning_once(
