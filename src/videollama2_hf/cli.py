@@ -228,6 +228,126 @@ def _run_ask(args) -> int:
     return 0
 
 
+_BATCH_EXAMPLES = """examples:
+  videollama2-hf batch --model ./VideoLLaMA2-7B-16F-hf --input clips/ --output answers.jsonl \\
+      --question "Describe the video in detail."
+  videollama2-hf batch --model ./VideoLLaMA2.1-7B-AV --input questions.jsonl --output answers.jsonl --with-audio
+  accelerate launch --num_processes 8 -m videollama2_hf batch --model ./VideoLLaMA2-7B-16F-hf \\
+      --input questions.csv --output answers.jsonl --batch-size 16
+
+INPUT is a folder (every video, image and audio file below it, by extension; id = the path relative to the folder)
+or a .jsonl/.csv manifest of rows {"id", "video" | "image" | "audio", "question"} (relative paths are relative to
+the manifest's folder; a row's question wins over --question). One JSON line per item is appended to OUTPUT as its
+batch finishes: id, the media, question, answer, prompt_tokens, answer_tokens, prepare_s, generate_s, batch_size,
+or "error" for an item that could not be read. Killed at any moment, the same command resumes where it stopped;
+under `accelerate launch` each process writes OUTPUT.shard<rank>, merged into OUTPUT (in input order) at the end.
+"""
+
+
+def _add_batch_parser(subparsers) -> None:
+    from .inference import DTYPES
+
+    parser = subparsers.add_parser(
+        "batch",
+        help="answer a question about every video, image or sound of a folder or manifest (resumable, shardable)",
+        description="Answer one question per item of a folder of media or a JSONL/CSV manifest, appending one JSON "
+        "line per item to OUTPUT. Media of the next batches are decoded in worker processes while the model answers "
+        "the current one; rows are left-padded into batches (greedy answers equal `ask`'s). Killed at any moment, "
+        "the same command skips the items already answered. Under `accelerate launch`, the items are split between "
+        "the processes, one device each.",
+        epilog=_BATCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, metavar="DIR_OR_REPO", help="converted or released checkpoint")
+    parser.add_argument("--input", required=True, metavar="INPUT", help="folder of media, or a .jsonl/.csv manifest")
+    parser.add_argument("--output", required=True, metavar="OUTPUT", help="JSONL file of answers (appended to)")
+    parser.add_argument("--question", help="the question asked about each item (rows may carry their own)")
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="items per batch (default: 8)")
+    parser.add_argument(
+        "--num-frames", type=int, metavar="N", help="frames sampled from each video (default: the model's)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=512, metavar="N", help="answer length limit (default: 512)"
+    )
+    parser.add_argument(
+        "--with-audio", action="store_true", help="hear each video with its sound track (audio-visual checkpoints)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start over: remove OUTPUT and its shards (nothing else) first"
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        metavar="N",
+        help="processes decoding media beside each model process; 0 decodes in the model's process "
+        "(default: the machine's CPUs per process, 1 to 4)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, cuda:1, mps, ... (default: auto = cuda if available; under accelerate launch, each "
+        "process's own)",
+    )
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="auto", help="weights dtype (default: auto = the checkpoint's)"
+    )
+    parser.add_argument("--num-threads", type=int, metavar="N", help="torch CPU threads per process")
+    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (with --do-sample)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (with --do-sample)")
+    parser.add_argument("--seed", type=int, help="random seed (process k of a launch uses SEED + k)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress, warnings and errors only")
+    parser.set_defaults(run=_run_batch, parser=parser)
+
+
+def _run_batch(args) -> int:
+    parser = args.parser
+    if args.question is not None and not args.question.strip():
+        parser.error("the question is empty")
+    for flag, value, least in (
+        ("--batch-size", args.batch_size, 1),
+        ("--num-frames", args.num_frames, 1),
+        ("--max-new-tokens", args.max_new_tokens, 1),
+        ("--num-workers", args.num_workers, 0),
+        ("--num-threads", args.num_threads, 1),
+    ):
+        if value is not None and value < least:
+            parser.error(f"{flag} must be {'positive' if least else 'zero or more'}")
+    if (args.temperature is not None or args.top_p is not None) and not args.do_sample:
+        parser.error("--temperature/--top-p need --do-sample")
+    from transformers.utils import logging as hf_logging
+
+    from .auto_registration import register_auto_classes
+    from .batch_inference import run_batch
+
+    register_auto_classes()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    summary = run_batch(
+        args.model,
+        args.input,
+        args.output,
+        question=args.question,
+        batch_size=args.batch_size,
+        num_frames=args.num_frames,
+        max_new_tokens=args.max_new_tokens,
+        with_audio=args.with_audio,
+        overwrite=args.overwrite,
+        num_workers=args.num_workers,
+        device=args.device,
+        dtype=args.dtype,
+        num_threads=args.num_threads,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    if summary:
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
 def _add_info_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "info",
@@ -257,11 +377,13 @@ def _run_info(args) -> int:
 _EPILOG = """commands:
   convert   convert a released checkpoint to the transformers layout (and push it to the Hub)
   ask       answer a question about a video, an image or a sound
+  batch     answer a question about every item of a folder or manifest (resumable, shardable)
   info      describe a checkpoint folder
 
 examples:
   videollama2-hf convert DAMO-NLP-SG/VideoLLaMA2-7B-16F ./VideoLLaMA2-7B-16F-hf --verify
   videollama2-hf ask --model ./VideoLLaMA2-7B-16F-hf --video clip.mp4 "What happens?"
+  videollama2-hf batch --model ./VideoLLaMA2-7B-16F-hf --input clips/ --output answers.jsonl --question "Why?"
   videollama2-hf info ./VideoLLaMA2-7B-16F-hf
 
 exit codes: 0 success, 1 runtime error (missing file or model, bad checkpoint, no network, ...), 2 usage error,
@@ -280,6 +402,7 @@ def _build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_convert_parser(subparsers)
     _add_ask_parser(subparsers)
+    _add_batch_parser(subparsers)
     _add_info_parser(subparsers)
     return parser
 
@@ -309,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except KeyboardInterrupt:
-        detail = "; nothing was written to the output folder" if args.command == "convert" else ""
+        detail = {
+            "convert": "; nothing was written to the output folder",
+            "batch": "; the answers written so far are kept: run the same command to resume",
+        }.get(args.command, "")
         print(f"videollama2-hf: interrupted{detail}.", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `videollama2-hf ... | head`: the reader left; end quietly like other Unix tools
