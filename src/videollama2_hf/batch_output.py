@@ -51,7 +51,7 @@ class AnswerFile:
             for number, line in enumerate(file, 1):
                 key = _line_key(line)
                 if key is None:
-                    if file.read(1):  # not the last line: not a torn write, a file that is not ours
+                    if file.read(1) or not _is_torn(line):  # not the cut end of a write: a file that is not ours
                         raise ValueError(
                             f"{path}:{number} is not an answer line of `videollama2-hf batch`; move the file away, "
                             "or pass --overwrite to replace it."
@@ -66,6 +66,11 @@ class AnswerFile:
         return [key for key, _, _ in self.lines]
 
 
+# Every answer line starts so (the id comes first): a torn line is a cut copy of this start and more, or the zeros a
+# crash of the machine can leave in a file's last block. Anything else is not ours and is never dropped.
+LINE_START = b'{"id": '
+
+
 def _line_key(line: bytes) -> str | None:
     """The id of a whole answer line; None for a torn one (no newline, or cut inside the JSON)."""
     if not line.endswith(b"\n"):
@@ -74,9 +79,21 @@ def _line_key(line: bytes) -> str | None:
         record = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(record, dict) or "id" not in record:
+    if not isinstance(record, dict) or "id" not in record or not ("answer" in record or "error" in record):
         return None
     return str(record["id"])
+
+
+def _is_torn(line: bytes) -> bool:
+    return line.startswith(LINE_START) or LINE_START.startswith(line) or not line.strip(b"\0")
+
+
+def _warn_torn(answers: "AnswerFile") -> None:
+    logger.warning(
+        "Dropped the torn last line of %s (%d bytes) left by an interrupted run; its item is answered again.",
+        answers.path,
+        answers.torn_bytes,
+    )
 
 
 class AnswerWriter:
@@ -88,11 +105,7 @@ class AnswerWriter:
         created = not self.path.exists()
         self.file = open(self.path, "ab")  # noqa: SIM115 (open for the whole run, closed by close())
         if answers.torn_bytes:
-            logger.warning(
-                "Dropped the torn last line of %s (%d bytes) left by an interrupted run; its item is answered again.",
-                self.path,
-                answers.torn_bytes,
-            )
+            _warn_torn(answers)
             self.file.truncate(answers.valid_length)
             os.fsync(self.file.fileno())
         if created:
@@ -132,6 +145,9 @@ def merge_answers(output: Path, input_keys: list[str]) -> dict:
     order += [key for key in where if key not in known]
     in_place = output.exists() and not shards and answers.keys() == order and not answers.torn_bytes
     if not in_place:
+        for source in sources:
+            if source.torn_bytes:
+                _warn_torn(source)
         temporary = output.with_name(f".{output.name}.merging-{os.getpid()}")
         handles = [open(source.path, "rb") for source in sources]  # noqa: SIM115 (closed below)
         try:
