@@ -103,6 +103,11 @@ def peak_rss_growth_mib(function) -> float:
     return _status_mib("VmHWM") - before
 
 
+def peak_rss_mib() -> float:
+    """Peak RSS of this process since it started (MiB)."""
+    return _status_mib("VmHWM")
+
+
 def _status_mib(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:

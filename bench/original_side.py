@@ -11,7 +11,9 @@ messaging), so that each side's figure is comparable with the same work timed in
 Requests: {"op": "video", "path", "num_frames", "image_processor": {...}, "save": null | "x.npy"} -> {"ms"};
 {"op": "build_model", "folder", "config", "dtype", "seed"} (a random original model, saved in the original layout to
 `folder` so that both sides load the same weights) -> {}; {"op": "prefill" | "generate" | "profile", "inputs": "x.npz",
-"new_tokens"} -> timings in ms; {"op": "peak_memory", "inputs", "new_tokens", "measure": "rss" | "tensors"} -> {"mib"}.
+"new_tokens"} -> timings in ms; {"op": "peak_memory", "inputs", "new_tokens", "measure": "rss" | "tensors"} -> {"mib"};
+{"op": "mm_infer_loop", "folder", "videos", "question", "new_tokens"} (the original's dataset loop, in a fresh
+process) -> {"seconds", "load_s", "answers", "peak_rss_mib"}.
 This file imports nothing of videollama2_hf (common.py only needs torch): it runs under the original's transformers.
 """
 
@@ -21,7 +23,7 @@ import os
 import sys
 import warnings
 
-from common import peak_rss_growth_mib, peak_tensor_mib, timed_ms
+from common import peak_rss_growth_mib, peak_rss_mib, peak_tensor_mib, timed_ms
 
 
 def _eager_clip_config(config_class):
@@ -78,6 +80,39 @@ class OriginalSide:
         original_config.save_pretrained(folder)
         self.model = model
         return {}
+
+    def mm_infer_loop(self, folder, videos, question, new_tokens):
+        """The original's own way through a dataset, as its inference scripts go: `model_init`, then for each video
+        its `process_video` (decord) and `mm_infer`, one at a time. `mm_infer` hardcodes CUDA and fp16
+        (`.half().cuda()` on the pixels and ids): on CPU those calls return the tensor unchanged, and the model that
+        `model_init` loads in fp16 (weights saved in fp16: exact) runs in fp32, as ours does. Timed from `model_init`
+        to the last answer; the peak RSS is this process's (start it fresh for this request)."""
+        import time
+
+        from videollama2 import mm_infer, model_init
+        from videollama2.model import encoder
+
+        encoder.CLIPVisionConfig = _eager_clip_config(encoder.CLIPVisionConfig)
+        self.torch.Tensor.cuda = lambda tensor, *args, **kwargs: tensor
+        self.torch.Tensor.half = lambda tensor, *args, **kwargs: tensor
+        start = time.perf_counter()
+        model, processor, tokenizer = model_init(folder, device="cpu")
+        model = model.float()
+        loaded = time.perf_counter()
+        answers = [
+            mm_infer(
+                processor["video"](path),
+                question,
+                model,
+                tokenizer,
+                modal="video",
+                do_sample=False,
+                max_new_tokens=new_tokens,
+            )
+            for path in videos
+        ]
+        end = time.perf_counter()
+        return {"seconds": end - start, "load_s": loaded - start, "answers": answers, "peak_rss_mib": peak_rss_mib()}
 
     def _inputs(self, inputs):
         data = self.np.load(inputs)

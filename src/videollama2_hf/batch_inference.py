@@ -287,6 +287,8 @@ def run_batch(
     answered = {key for source in (answers, *shards) for key in source.keys()}
     remaining = [item for item in items if item.key not in answered]
     state.wait_for_everyone()
+    if num_workers is None:
+        num_workers = default_num_workers(num_processes)
     start = time.perf_counter()
     with state.split_between_processes(remaining) as mine:
         mine = list(mine)
@@ -302,7 +304,7 @@ def run_batch(
             batch_size=batch_size,
             num_frames=num_frames,
             with_audio=with_audio,
-            num_workers=default_num_workers(num_processes) if num_workers is None else num_workers,
+            num_workers=num_workers,
             generate_kwargs=_generate_kwargs(max_new_tokens, do_sample, temperature, top_p),
             seed=None if seed is None else seed + rank,
             progress=Progress(len(mine), len(answered), rank, num_processes, enabled=progress),
@@ -321,6 +323,8 @@ def run_batch(
         "answered_now": len(remaining),
         "errors": merged["errors"],
         "processes": num_processes,
+        "batch_size": batch_size,
+        "num_workers": num_workers,
         "seconds": round(seconds, 3),
         "items_per_s": round(len(remaining) / seconds, 3) if remaining and seconds else None,
     }
