@@ -27,6 +27,7 @@ from videollama2_hf import (
     VideoLlama2Model,
     VideoLlama2Processor,
 )
+from videollama2_hf.original_checkpoint import load_original_processor
 from videollama2_hf.remote_code import add_vqa_pipeline_to_folder
 
 
@@ -56,7 +57,7 @@ def source(fixtures_dir):
     model = AutoModelForImageTextToText.from_pretrained(
         variant / "original_checkpoint", vision_tower=variant / "vision_tower", dtype=torch.float32
     ).eval()
-    processor = AutoProcessor.from_pretrained(variant / "original_checkpoint", vision_tower=variant / "vision_tower")
+    processor = load_original_processor(variant / "original_checkpoint", vision_tower=variant / "vision_tower")
     return model, processor
 
 

@@ -19,7 +19,7 @@ from videollama2_hf import (
     num_visual_tokens,
 )
 from videollama2_hf.audio_decoding_videollama2 import load_audio
-from videollama2_hf.original_checkpoint import original_processor
+from videollama2_hf.original_checkpoint import load_original_processor
 from videollama2_hf.original_layout import convert_config, load_chat_template, load_original_tokenizer
 
 
@@ -29,7 +29,7 @@ def build_processor(fixtures_dir, variant):
     original = json.loads((folder / "original_checkpoint" / "config.json").read_text())
     tower = json.loads((folder / "vision_tower" / "config.json").read_text())
     config = VideoLlama2Config(**convert_config(original, tower, tokenizer.image_token_id, tokenizer.video_token_id))
-    return original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower"), config
+    return load_original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower"), config
 
 
 @pytest.fixture(scope="module")

@@ -160,7 +160,8 @@ def load_model_and_processor(
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     from .configuration_videollama2 import VideoLlama2Config
-    from .original_checkpoint import load_original_config
+    from .original_checkpoint import load_original_config, load_original_processor
+    from .original_layout import is_original_config, read_json
     from .processing_videollama2 import VideoLlama2Processor
 
     try:
@@ -178,7 +179,10 @@ def load_model_and_processor(
     model = AutoModelForImageTextToText.from_pretrained(
         model_id, config=config, dtype=resolve_dtype(dtype), device_map=device
     )
-    processor = VideoLlama2Processor.from_pretrained(model_id)  # also reads the original layout
+    if is_original_config(read_json(model_id, "config.json")):  # a release: no processor files
+        processor = load_original_processor(model_id)
+    else:
+        processor = VideoLlama2Processor.from_pretrained(model_id)
     return model.eval(), processor
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel
+from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import (
@@ -15,14 +16,14 @@ from transformers.modeling_outputs import (
 )
 from transformers.modeling_utils import PreTrainedModel, slice_logits_to_keep
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, logging
+from transformers.utils import TransformersKwargs, logging, torch_compilable_check
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
 from .configuration_videollama2 import VideoLlama2Config
 from .modeling_beats import VideoLlama2AudioEncoder
-from .token_counts_videollama2 import MEAN_POOL_CONNECTORS, SAMPLER_PADDING, mlp_projector_depth, num_visual_tokens
+from .token_counts_videollama2 import CONNECTORS, num_visual_tokens
 
 
 logger = logging.get_logger(__name__)
@@ -111,15 +112,15 @@ class VideoLlama2RegStage(nn.Module):
 
 
 class VideoLlama2ProjectorMLP(nn.Module):
-    """Linear, then (depth - 1) x [GELU, Linear]."""
+    """Linear, then (depth - 1) x [activation, Linear]."""
 
-    def __init__(self, in_features: int, out_features: int, depth: int):
+    def __init__(self, in_features: int, out_features: int, depth: int, hidden_act: str = "gelu"):
         super().__init__()
         self.depth = depth
         self.linear_1 = nn.Linear(in_features, out_features)
         for index in range(2, depth + 1):
             self.add_module(f"linear_{index}", nn.Linear(out_features, out_features))
-        self.act = nn.GELU()
+        self.act = ACT2FN[hidden_act]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.linear_1(hidden_states)
@@ -132,7 +133,7 @@ class VideoLlama2MultiModalProjector(nn.Module):
     """Maps per-frame patch features (batch, frames, patches, vision_hidden) to LLM tokens (batch, tokens, hidden).
 
     STC/STP connectors: RegStage per frame -> 3D sampler over (time, height, width) -> RegStage -> MLP readout,
-    tokens ordered time-major, then row, then column. `mlp2x_gelu` / `linear`: mean over frames, then the MLP.
+    tokens ordered time-major, then row, then column. The `mlp` connector: mean over frames, then the MLP.
     """
 
     def __init__(self, config: VideoLlama2Config):
@@ -140,26 +141,27 @@ class VideoLlama2MultiModalProjector(nn.Module):
         vision_hidden = config.vision_config.hidden_size
         text_hidden = config.text_config.hidden_size
         self.projector_type = config.projector_type
+        self.connector = CONNECTORS[config.projector_type]
         self.grid_size = config.vision_grid_size
         self.downsample = tuple(config.projector_downsample)
-        if self.projector_type in MEAN_POOL_CONNECTORS:
-            depth = mlp_projector_depth(self.projector_type)
-            self.readout = VideoLlama2ProjectorMLP(vision_hidden, text_hidden, depth)
+        mlp = (config.projector_mlp_depth, config.projector_hidden_act)
+        if self.connector.sampler is None:
+            self.readout = VideoLlama2ProjectorMLP(vision_hidden, text_hidden, *mlp)
             return
         downsample = self.downsample
         self.s1 = VideoLlama2RegStage(config.projector_depth, vision_hidden, text_hidden)
-        if self.projector_type == "stp_connector":
-            self.sampler = nn.AvgPool3d(downsample)
+        if self.connector.sampler == "avg_pool":
+            self.sampler = nn.AvgPool3d(downsample, padding=self.connector.padding)
         else:
             self.sampler = nn.Conv3d(
-                text_hidden, text_hidden, downsample, stride=downsample, padding=SAMPLER_PADDING[self.projector_type]
+                text_hidden, text_hidden, downsample, stride=downsample, padding=self.connector.padding
             )
         self.sampler_act = nn.SiLU()
         self.s2 = VideoLlama2RegStage(config.projector_depth, text_hidden, text_hidden)
-        self.readout = VideoLlama2ProjectorMLP(text_hidden, text_hidden, config.projector_mlp_depth)
+        self.readout = VideoLlama2ProjectorMLP(text_hidden, text_hidden, *mlp)
 
     def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
-        if self.projector_type in MEAN_POOL_CONNECTORS:
+        if self.connector.sampler is None:
             return self.readout(frame_features.mean(1))
         batch_size, num_frames, num_patches, channels = frame_features.shape
         grid = self.grid_size
@@ -242,7 +244,8 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
             self.audio_projector = VideoLlama2ProjectorMLP(
                 config.audio_config.hidden_size,
                 config.text_config.hidden_size,
-                mlp_projector_depth(config.audio_projector_type),
+                config.audio_projector_depth,
+                config.audio_projector_hidden_act,
             )
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
@@ -372,13 +375,16 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
             placeholder_id = torch.full((), token_id, dtype=torch.long, device=inputs_embeds.device)
             placeholder = embeddings(placeholder_id).to(inputs_embeds.dtype)
             mask = (inputs_embeds == placeholder).all(-1)
-        num_tokens, num_features = int(mask.sum()), features.shape[0]
-        if num_tokens != num_features:
-            raise ValueError(
-                f"{modality.capitalize()} features and {modality} tokens do not match: the prompt holds {num_tokens} "
-                f"<{modality}> tokens but the {modality} inputs give {num_features} features. Write exactly one "
-                f"<{modality}> per {modality} and let the processor expand it (check truncation and `num_frames`)."
-            )
+        num_tokens = mask.sum()  # a tensor: checked without a host sync, so that compiled graphs do not break
+        torch_compilable_check(
+            num_tokens == features.shape[0],
+            lambda: (
+                f"{modality.capitalize()} features and {modality} tokens do not match: the prompt holds "
+                f"{int(num_tokens)} <{modality}> tokens but the {modality} inputs give {features.shape[0]} features. "
+                f"Write exactly one <{modality}> per {modality} and let the processor expand it (check truncation and "
+                "`num_frames`)."
+            ),
+        )
         return mask
 
     @can_return_tuple
@@ -405,21 +411,23 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         """
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        if (pixel_values is not None or pixel_values_videos is not None) and mm_encoder_outputs is not None:
-            raise ValueError("You cannot pass both raw pixels and `mm_encoder_outputs`.")
+        raw_inputs = {"image": pixel_values, "video": pixel_values_videos, "audio": input_features}
+        for modality, raw_input in raw_inputs.items():
+            if raw_input is not None and (mm_encoder_outputs or {}).get(modality) is not None:
+                raise ValueError(f"You cannot pass both raw {modality} inputs and `mm_encoder_outputs['{modality}']`.")
 
         if inputs_embeds is None:
             inputs_embeds = self._embed_ids(input_ids)
 
         mm_encoder_outputs = dict(mm_encoder_outputs) if mm_encoder_outputs is not None else {}
-        if mm_encoder_outputs.get("image") is None and pixel_values is not None:
+        if pixel_values is not None:
             mm_encoder_outputs["image"] = self.get_image_features(
                 pixel_values=pixel_values,
                 vision_feature_layer=vision_feature_layer,
                 vision_feature_select_strategy=vision_feature_select_strategy,
                 return_dict=True,
             )
-        if mm_encoder_outputs.get("video") is None and pixel_values_videos is not None:
+        if pixel_values_videos is not None:
             mm_encoder_outputs["video"] = self.get_video_features(
                 pixel_values_videos=pixel_values_videos,
                 vision_feature_layer=vision_feature_layer,
@@ -427,8 +435,6 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                 return_dict=True,
             )
         if input_features is not None:
-            if mm_encoder_outputs.get("audio") is not None:
-                raise ValueError("You cannot pass both raw `input_features` and `mm_encoder_outputs['audio']`.")
             mm_encoder_outputs["audio"] = self.get_audio_features(input_features, return_dict=True)
         # Without features, placeholder ids are ordinary tokens, as in transformers' own VLMs: assisted decoding and
         # text-only checks run such steps. A prompt whose media were forgotten is caught by `generate` at prefill.
