@@ -129,6 +129,18 @@ class VideoLlama2ProjectorMLP(nn.Module):
         return hidden_states
 
 
+def rearranged(
+    tensor: torch.Tensor,
+    shape: tuple[int, ...],
+    permutation: tuple[int, ...],
+    final_shape: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """einops' `rearrange` as it runs on torch: reshape, permute, then reshape to the final shape (the permuted shape
+    when none is given), each a view where torch can make one."""
+    permuted = tensor.reshape(shape).permute(permutation)
+    return permuted.reshape(final_shape if final_shape is not None else permuted.shape)
+
+
 class VideoLlama2MultiModalProjector(nn.Module):
     """Maps per-frame patch features (batch, frames, patches, vision_hidden) to LLM tokens (batch, tokens, hidden).
 
@@ -171,20 +183,30 @@ class VideoLlama2MultiModalProjector(nn.Module):
                 "Check `vision_feature_select_strategy` ('default' drops CLIP's CLS token)."
             )
         num_visual_tokens(self.projector_type, grid, num_frames, self.downsample)  # clear error for too few frames
-        # Every rearrangement is a view (copied only where a reshape must), as the original's einops calls are: the
-        # frames reach the convolutions channels-last in memory, which picks the same kernels as the original (its
-        # bf16 output, bit for bit) and saves a copy of the features per stage.
-        # (b, t, h*w, d) -> (b*t, d, h, w)
-        hidden_states = frame_features.reshape(batch_size * num_frames, grid, grid, channels).permute(0, 3, 1, 2)
+        # Each rearrangement takes the original's three einops steps (reshape, permute, reshape), so that every
+        # convolution gets the memory layout the original gives it, down to the strides of size-1 dimensions (the
+        # final reshape recomputes those): kernels pick their algorithm, hence their bf16 rounding, by layout, so other
+        # views of the same values change the bf16 output at the releases' widths (measured from 512 channels up).
+        hidden_states = rearranged(  # (b, t, h*w, d) -> (b*t, d, h, w)
+            frame_features, (batch_size * num_frames, grid, grid, channels), (0, 3, 1, 2)
+        )
         hidden_states = self.s1(hidden_states)
-        # (b*t, d, h, w) -> (b, d, t, h, w), sampled over time and space.
-        hidden_states = hidden_states.unflatten(0, (batch_size, num_frames)).transpose(1, 2)
+        hidden = hidden_states.shape[1]
+        hidden_states = rearranged(  # (b*t, d, h, w) -> (b, d, t, h, w), sampled over time and space
+            hidden_states, (batch_size, num_frames, hidden, grid, grid), (0, 2, 1, 3, 4)
+        )
         hidden_states = self.sampler_act(self.sampler(hidden_states))
-        new_frames = hidden_states.shape[2]
-        hidden_states = self.s2(hidden_states.transpose(1, 2).flatten(0, 1))
-        # (b*t', d, h', w') -> (b, t'*h'*w', d)
-        hidden_states = hidden_states.unflatten(0, (batch_size, new_frames)).permute(0, 1, 3, 4, 2)
-        hidden_states = hidden_states.reshape(batch_size, -1, hidden_states.shape[-1])
+        _, _, new_frames, height, width = hidden_states.shape
+        hidden_states = rearranged(  # (b, d, t', h', w') -> (b*t', d, h', w')
+            hidden_states, hidden_states.shape, (0, 2, 1, 3, 4), (batch_size * new_frames, hidden, height, width)
+        )
+        hidden_states = self.s2(hidden_states)
+        hidden_states = rearranged(  # (b*t', d, h', w') -> (b, t'*h'*w', d)
+            hidden_states,
+            (batch_size, new_frames, hidden, height, width),
+            (0, 1, 3, 4, 2),
+            (batch_size, new_frames * height * width, hidden),
+        )
         return self.readout(hidden_states)
 
 
