@@ -58,7 +58,7 @@ METADATA_FILES = {
     "token_counts_videollama2.py",
     "pipeline_videollama2.py",
     # the model and processor code also reads audio (audio-visual checkpoints), so every folder carries that code
-    "modeling_beats.py",
+    "modeling_videollama2_audio.py",
     "feature_extraction_videollama2.py",
     "audio_decoding_videollama2.py",
     "tokenizer.json",

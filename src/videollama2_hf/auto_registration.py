@@ -15,8 +15,8 @@ from transformers import (
 from .configuration_videollama2 import VideoLlama2AudioEncoderConfig, VideoLlama2Config
 from .feature_extraction_videollama2 import VideoLlama2FeatureExtractor
 from .image_processing_videollama2 import VideoLlama2ImageProcessor
-from .modeling_beats import VideoLlama2AudioEncoder
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model
+from .modeling_videollama2_audio import VideoLlama2AudioEncoder
 from .original_checkpoint import register_original_checkpoints
 from .processing_videollama2 import VideoLlama2Processor
 from .video_processing_videollama2 import VideoLlama2VideoProcessor

@@ -153,6 +153,7 @@ _CONVERSION_FILE_PATTERN = re.compile(
     r"|processor_config\.json|preprocessor_config\.json|video_preprocessor_config\.json|chat_template\.(jinja|json)"
     r"|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json"
     r"|merges\.txt|README\.md"
+    r"|modeling_beats\.py"  # the audio encoder's code file before it became modeling_videollama2_audio.py
 )
 _HUB_UPLOAD_CACHE = ".cache"  # left in a folder by huggingface_hub's upload_large_folder (--push-to-hub)
 

@@ -22,7 +22,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import select_hidden_states
 
 from .configuration_videollama2 import VideoLlama2Config
-from .modeling_beats import VideoLlama2AudioEncoder
+from .modeling_videollama2_audio import VideoLlama2AudioEncoder
 from .token_counts_videollama2 import CONNECTORS, num_visual_tokens
 
 
@@ -225,13 +225,6 @@ class VideoLlama2PreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["VideoLlama2MultiModalProjector"]
     _skip_keys_device_placement = ["past_key_values", "cache"]
-    # Tensors of the audio-visual release that no part reads (see `original_layout.ORIGINAL_UNUSED_KEY_PATTERNS`):
-    # BEATs' AudioSet classifier and the per-layer copies of its shared relative-position table.
-    _keys_to_ignore_on_load_unexpected = [
-        r"audio_tower\.predictor\.",
-        r"audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
-    ]
-
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True

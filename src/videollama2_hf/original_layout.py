@@ -35,6 +35,9 @@ ORIGINAL_TO_HF_KEY_PATTERNS: list[tuple[str, str]] = [
         r"^model\.audio_tower\.encoder\.layers\.0\.self_attn\.relative_attention_bias\.",
         "model.audio_tower.encoder.relative_attention_bias.",
     ),
+    # BEATs' relative-position gate, with the names of transformers' WavLM (the same gate)
+    (r"^(model\.audio_tower\.encoder\.layers\.\d+\.self_attn\.)grep_linear\.", r"\1gru_rel_pos_linear."),
+    (r"^(model\.audio_tower\.encoder\.layers\.\d+\.self_attn\.)grep_a$", r"\1gru_rel_pos_const"),
     (r"^model\.audio_tower\.", "model.audio_tower."),
     *[(rf"^model\.mm_projector_a\.{2 * i}\.", f"model.audio_projector.linear_{i + 1}.") for i in range(2)],
     (r"^model\.vision_tower\.vision_tower\.vision_model\.", "model.vision_tower."),
