@@ -11,6 +11,7 @@ import io
 import warnings
 
 import numpy as np
+import PIL.ExifTags
 import PIL.Image
 import pytest
 import torch
@@ -74,7 +75,7 @@ def test_exif_orientation_applies_to_files_and_pil_objects(tmp_path):
     pixels = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
     image = PIL.Image.fromarray(pixels)
     exif = image.getexif()
-    exif[PIL.Image.ExifTags.Base.Orientation] = 6  # shown turned a quarter clockwise
+    exif[PIL.ExifTags.Base.Orientation] = 6  # shown turned a quarter clockwise
     path = tmp_path / "photo.png"
     image.save(path, exif=exif)
     upright = np.rot90(pixels, -1)

@@ -8,6 +8,7 @@ import binascii
 import os
 
 import numpy as np
+import PIL.ExifTags
 import PIL.Image
 import PIL.ImageOps
 from transformers import CLIPImageProcessorPil
@@ -29,7 +30,7 @@ def rgb_pixels(image: PIL.Image.Image) -> np.ndarray:
     * alpha is dropped, as the original's `convert("RGB")` drops it: transparent pixels keep their colour, nothing
       is blended (transformers blends PIL objects on white). Blend beforehand if the model should see a background.
     """
-    if image.getexif().get(PIL.Image.ExifTags.Base.Orientation, 1) != 1:
+    if image.getexif().get(PIL.ExifTags.Base.Orientation, 1) != 1:
         image = PIL.ImageOps.exif_transpose(image)
     if image.mode in _WIDE_INTEGER_MODES:
         gray = np.clip(np.rint(np.asarray(image, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
