@@ -11,6 +11,7 @@ are replaced by fakes that serve / record local files. Everything else (safetens
 """
 
 import json
+import os
 import shutil
 import struct
 import textwrap
@@ -55,6 +56,7 @@ METADATA_FILES = {
     "image_processing_videollama2.py",
     "video_processing_videollama2.py",
     "video_decoding_videollama2.py",
+    "media_sources_videollama2.py",
     "token_counts_videollama2.py",
     "pipeline_videollama2.py",
     # the model and processor code also reads audio (audio-visual checkpoints), so every folder carries that code
@@ -459,6 +461,62 @@ class FakeHub:
 
     def named(self, name):
         return [kwargs for call, kwargs in self.calls if call == name]
+
+
+# A forward proxy on the loopback interface that answers every request itself: a network where the Hub is reachable
+# through the proxy only.
+PROXY_SCRIPT = textwrap.dedent(
+    """
+    import http.server
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    print(server.server_port, flush=True)
+    server.serve_forever()
+    """
+)
+REACHABILITY_SCRIPT = (
+    "from videollama2_hf import hub\n"
+    "try:\n    hub._check_reachable('org/name'); print('reachable')\n"
+    "except hub.HubUnreachableError as error:\n    print('unreachable:', error)"
+)
+
+
+def test_hub_reachability_follows_the_proxy_settings(tmp_path):
+    """Behind a mandatory proxy the Hub is reachable when downloads would work (huggingface_hub's client takes the
+    proxy from the environment), and unreachable without it: nothing resolves `hub.invalid` here."""
+    proxy = subprocess.Popen([sys.executable, "-c", PROXY_SCRIPT], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proxy.stdout.readline())
+        names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "HF_HUB_OFFLINE")
+        environment = {key: value for key, value in os.environ.items() if key.upper() not in names}
+        environment["HF_ENDPOINT"] = "http://hub.invalid"
+        answers = {}
+        for case, extra in (("proxy", {"HTTP_PROXY": f"http://127.0.0.1:{port}"}), ("direct", {})):
+            result = subprocess.run(
+                [sys.executable, "-c", REACHABILITY_SCRIPT],
+                env={**environment, **extra},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 0, result.stderr[-2000:]
+            answers[case] = result.stdout.strip().splitlines()[-1]
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+    assert answers["proxy"] == "reachable"
+    assert answers["direct"].startswith("unreachable: Cannot reach the Hub at http://hub.invalid to get org/name")
 
 
 def test_hub_source_downloads_only_needed_files(monkeypatch, fixtures_dir, tmp_path):

@@ -1,11 +1,15 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """VideoLLaMA2 configuration."""
 
+import os
+import shutil
+from pathlib import Path
 from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+from transformers.utils import logging
 
 from .token_counts_videollama2 import (
     CONNECTORS,
@@ -15,6 +19,8 @@ from .token_counts_videollama2 import (
     num_visual_tokens,
 )
 
+
+logger = logging.get_logger(__name__)
 
 SUPPORTED_VISION_MODEL_TYPES = ("clip_vision_model", "siglip_vision_model")
 SUPPORTED_TEXT_MODEL_TYPES = ("mistral", "mixtral", "qwen2", "llama")
@@ -249,6 +255,25 @@ class VideoLlama2Config(PreTrainedConfig):
                 raise ValueError(
                     f"audio_token_id ({self.audio_token_id}) must differ from the image and video token ids."
                 )
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True):
+        """Also put the code of the pipelines `custom_pipelines` names beside the file, so that a saved folder carries
+        the code its config points to (transformers copies only the config's and the model's modules). A pipeline
+        whose code is not at hand, as with remote code loaded without it, is dropped from the config instead."""
+        pipelines = getattr(self, "custom_pipelines", None) or {}
+        carried = {}
+        for task, entry in pipelines.items():
+            code = Path(__file__).with_name(entry["impl"].split(".")[0] + ".py")
+            if not code.is_file():
+                logger.warning(f"The code of the {task!r} pipeline is not at hand: the saved config leaves it out.")
+                continue
+            target = Path(json_file_path).absolute().parent / code.name
+            if not target.exists() or not target.samefile(code):
+                shutil.copyfile(code, target)
+            carried[task] = entry
+        if carried != pipelines:
+            self.custom_pipelines = carried
+        super().to_json_file(json_file_path, use_diff=use_diff)
 
     @property
     def vision_grid_size(self) -> int:

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,12 @@ def check_destination(output_dir: Path, overwrite: bool) -> None:
         return
     if output_dir.is_symlink() or not output_dir.is_dir():
         raise FileExistsError(f"{output_dir} exists and is not a folder; choose another output folder.")
+    mode = stat.S_IMODE(output_dir.stat().st_mode)
+    if not mode & stat.S_IWUSR or not os.access(output_dir, os.W_OK):  # the mode bits bind root too, here
+        raise PermissionError(
+            f"{output_dir} is read-only (mode {mode:o}), and a conversion does not replace a folder its owner "
+            f"protected: make it writable (chmod u+w {output_dir}) or choose another output folder."
+        )
     if not any(output_dir.iterdir()):
         return
     if not overwrite:
@@ -210,6 +217,7 @@ def publish(tmp: Path, output_dir: Path, overwrite: bool) -> None:
     """Move the finished folder into place (a rename on the same filesystem); an earlier conversion it replaces is
     renamed aside first and deleted only once the new one is in place."""
     if output_dir.is_dir() and not output_dir.is_symlink() and not any(output_dir.iterdir()):
+        os.chmod(tmp, stat.S_IMODE(output_dir.stat().st_mode))  # the empty folder's permissions carry over
         output_dir.rmdir()
     if not output_dir.exists():
         os.rename(tmp, output_dir)
