@@ -25,7 +25,7 @@ import numpy as np
 from transformers.utils import logging
 
 from .token_counts_videollama2 import AUDIO_CLIP_SECONDS, AUDIO_SAMPLING_RATE
-from .video_decoding_videollama2 import download, is_video_source, media_source
+from .video_decoding_videollama2 import MediaNotFoundError, download, is_video_source, media_source
 
 
 logger = logging.get_logger(__name__)
@@ -101,7 +101,7 @@ def _source(source, what: str) -> tuple[object, str]:
         )
     openable, name = media_source(source, what, download)  # this module's `download`, which tests can replace
     if isinstance(openable, str) and not os.path.isfile(openable):  # a local path
-        raise FileNotFoundError(f"No audio or video file at {openable}. Check the path.")
+        raise MediaNotFoundError(f"No audio or video file at {openable}. Check the path.")
     return openable, name
 
 

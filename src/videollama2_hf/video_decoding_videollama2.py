@@ -34,6 +34,15 @@ FRAME_FOLDER_FPS = 3.0
 FRAME_THREADING_MIN_PIXELS = 1280 * 720
 
 
+class MediaUnavailableError(OSError, ValueError):
+    """Media that cannot be read from where it was said to be (a failed download, a missing file). An `OSError` like
+    any I/O failure, and a `ValueError`: servers answer those with 400 (the request's fault), not 500."""
+
+
+class MediaNotFoundError(MediaUnavailableError, FileNotFoundError):
+    """No media file at the path given."""
+
+
 def frame_indices_to_read(
     sample_indices_fn: Callable | None, metadata: VideoMetadata, max_frames: int | None
 ) -> list[int]:
@@ -289,7 +298,7 @@ def download(url: str) -> bytes:
         response = httpx.get(url, follow_redirects=True, timeout=30)
         response.raise_for_status()
     except httpx.HTTPError as error:
-        raise OSError(
+        raise MediaUnavailableError(
             f"Could not download {url} ({error}). Download it yourself and pass the local file path (or its bytes) "
             "instead."
         ) from error
@@ -396,11 +405,13 @@ def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None
         if os.path.isdir(source):
             return _read_frame_folder(source, sample_indices_fn, max_frames)
         if not os.path.isfile(source):
-            raise FileNotFoundError(f"No video file or frame folder at {source}. Check the path.")
+            raise MediaNotFoundError(f"No video file or frame folder at {source}. Check the path.")
     return _open_encoded(source, name, sample_indices_fn, max_frames)
 
 
 __all__ = [
+    "MediaNotFoundError",
+    "MediaUnavailableError",
     "PyAVVideo",
     "frame_indices_to_read",
     "is_video_source",

@@ -461,6 +461,11 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
             elif isinstance(video, (list, tuple)):  # frames, used as given
                 if do_sample_frames and any(isinstance(frame, (str, os.PathLike)) for frame in video):
                     # image files of a video are taken to be its sampled frames already, as in transformers
+                    if len(video) == 1:  # a chat's video item naming an image file
+                        raise ValueError(
+                            f"{os.fspath(video[0])} is an image, not a video: pass it as an image (an image item or "
+                            "`image_url`, or `images=`), or as a video's frames with `do_sample_frames=False`."
+                        )
                     raise ValueError(
                         "Sampling frames from a list of images is not supported! Set `do_sample_frames=False` to use "
                         "these image files as the video's frames."
