@@ -7,12 +7,17 @@ hash of the resampled waveform), soundfile and scipy themselves (test dependenci
 soundfile. Only the URL download is replaced (network boundary).
 """
 
+import base64
 import hashlib
 import io
 import json
+import subprocess
+import sys
+import wave
 from fractions import Fraction
 from unittest.mock import patch
 
+import av
 import numpy as np
 import pytest
 import scipy.signal
@@ -22,7 +27,9 @@ from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
 from videollama2_test_utils import AV_VARIANT
 
+from videollama2_hf import media_sources_videollama2
 from videollama2_hf.audio_decoding_videollama2 import (
+    _channel_zero,
     clip_sample_ranges,
     decode_audio_track,
     fit_to_length,
@@ -100,6 +107,53 @@ def test_long_audio_keeps_the_centred_30_seconds():
     samples = _noise(16000 * 31 + 1)
     expected = soundfile.read(io.BytesIO(_wav_bytes(samples, 16000)))[0][8000 : 8000 + 480000]
     np.testing.assert_array_equal(load_audio(_wav_bytes(samples, 16000)), expected)
+
+
+@pytest.mark.parametrize(
+    "fmt, subtype, rate",
+    [("WAV", "PCM_16", 48000), ("WAV", "FLOAT", 22050), ("FLAC", "PCM_24", 48000), ("MP3", "MPEG_LAYER_III", 44100)],
+)  # fmt: skip
+def test_long_audio_window_is_that_of_a_full_decode(fmt, subtype, rate):
+    """Only the centred 30 s are decoded and kept (after a seek where frames decode independently, from the start
+    otherwise), and they are the samples a decode of the whole file gives: channel 0, resampled like the rest."""
+    data = _wav_bytes(_noise(rate * 47 + 3, channels=2), rate, subtype, fmt)
+    with av.open(io.BytesIO(data)) as container:  # the whole file, decoded in one go
+        full = np.concatenate([_channel_zero(frame) for frame in container.decode(audio=0)])
+    if fmt in ("WAV", "FLAC"):  # soundfile reads lossless files the same
+        np.testing.assert_array_equal(full, soundfile.read(io.BytesIO(data))[0][:, 0])
+    start = (len(full) - 30 * rate) // 2
+    expected = full[start : start + 30 * rate]
+    if rate != 16000:
+        expected = scipy.signal.resample(expected, 480000)
+    np.testing.assert_allclose(load_audio(data), expected, rtol=0, atol=1e-12 if rate != 16000 else 0)
+
+
+def test_long_audio_memory_does_not_grow_with_its_length(tmp_path):
+    """A 10-minute 48 kHz WAV costs what a 1-minute one costs (the whole file decoded to float64 would be 230 MB,
+    twice, while concatenated): peak RSS of a fresh process, after the short file, then after the long one."""
+    block = (_noise(48000) * 30000).astype("<i2").tobytes()  # one second of 16-bit noise
+    for minutes in (1, 10):
+        with wave.open(str(tmp_path / f"{minutes}min.wav"), "wb") as file:
+            file.setnchannels(1), file.setsampwidth(2), file.setframerate(48000)
+            for _ in range(60 * minutes):
+                file.writeframesraw(block)
+    script = (
+        "import resource, sys; from videollama2_hf.audio_decoding_videollama2 import load_audio\n"
+        "peaks = []\n"
+        "for path in sys.argv[1:]:\n"
+        "    assert load_audio(path).shape == (480000,)\n"
+        "    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(peaks[1] - peaks[0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "1min.wav"), str(tmp_path / "10min.wav")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    growth_mib = int(result.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    assert growth_mib < 50, f"peak RSS grew by {growth_mib:.0f} MiB from a 1-minute to a 10-minute file"
 
 
 def test_fit_to_length():
@@ -181,11 +235,33 @@ def test_video_without_audio_track_is_an_error_not_silence(media_dir):
         load_audio(media_dir / "extreme_ironing.jpg")
 
 
-def test_corrupt_and_empty_files():
-    with pytest.raises(ValueError, match=r"^Could not decode the audio of the audio bytes .*corrupt"):
+def test_corrupt_and_empty_files(tmp_path):
+    with pytest.raises(ValueError, match=r"^Could not decode the audio of the audio bytes .*corrupt") as error:
         load_audio(b"RIFF\x00\x00\x00\x00WAVEnot really a wav file at all")
+    assert "Errno" not in str(error.value)  # FFmpeg's reason in words, without its error number
     with pytest.raises(ValueError, match="without any sample"):
         load_audio(_wav_bytes(np.zeros(0), 16000))
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.wav is empty \(0 bytes\): there is no audio in it") as error:
+        load_audio(empty)
+    assert "Errno" not in str(error.value)
+    with pytest.raises(ValueError, match=r"^the video bytes is empty \(0 bytes\): there is no sound in it"):
+        load_video_audio(b"")
+
+
+def test_data_uris_and_file_urls_read_like_the_path(tmp_path, monkeypatch):
+    data = _wav_bytes(_noise(16000 * 2, channels=2), 22050)
+    path = tmp_path / "a folder é" / "clip.wav"
+    path.parent.mkdir()
+    path.write_bytes(data)
+    expected = load_audio(path)
+    uri = f"data:audio/wav;base64,{base64.b64encode(data).decode()}"
+    for source in (path.as_uri(), uri):
+        np.testing.assert_array_equal(load_audio(source), expected)
+    monkeypatch.setattr(media_sources_videollama2, "MAX_MEDIA_BYTES", len(data) - 1)
+    with pytest.raises(ValueError, match=r"^the audio data: URI \(audio/wav\) holds .* over the .* limit"):
+        load_audio(uri)
 
 
 def test_truncated_file_warns_or_fails(media_dir):

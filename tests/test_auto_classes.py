@@ -27,6 +27,7 @@ from videollama2_hf import (
     VideoLlama2Model,
     VideoLlama2Processor,
 )
+from videollama2_hf.original_checkpoint import load_original_processor
 from videollama2_hf.remote_code import add_vqa_pipeline_to_folder
 
 
@@ -56,7 +57,7 @@ def source(fixtures_dir):
     model = AutoModelForImageTextToText.from_pretrained(
         variant / "original_checkpoint", vision_tower=variant / "vision_tower", dtype=torch.float32
     ).eval()
-    processor = AutoProcessor.from_pretrained(variant / "original_checkpoint", vision_tower=variant / "vision_tower")
+    processor = load_original_processor(variant / "original_checkpoint", vision_tower=variant / "vision_tower")
     return model, processor
 
 
@@ -232,3 +233,81 @@ def test_remote_code_without_the_package(hub_folder, source, fixtures_dir, media
     with torch.no_grad():
         expected = model(input_ids=ids, pixel_values_videos=pixels).logits
     assert torch.equal(torch.load(str(inputs_path) + ".logits"), expected)
+
+
+# A fine-tune's journey: loaded with the package, saved, then loaded (and saved, and loaded again) where the package
+# is not installed, as from the Hub.
+RESAVE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
+
+    folder, again, video = sys.argv[1:4]
+    model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32)
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    report = {"model": type(model).__module__, "processor": type(processor).__name__}
+    if "custom_pipelines" in json.loads(open(f"{folder}/config.json").read()):
+        vqa = pipeline("visual-question-answering", model=folder, trust_remote_code=True, dtype=torch.float32)
+        report["vqa"] = vqa(video=video, question="What?", max_new_tokens=2)
+    model.save_pretrained(again)
+    processor.save_pretrained(again)
+    reloaded = AutoModelForImageTextToText.from_pretrained(again, trust_remote_code=True, dtype=torch.float32)
+    report["reloaded"] = type(reloaded).__name__
+    report["same_weights"] = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                                      reloaded.state_dict().values()))
+    report["reloaded_processor"] = type(AutoProcessor.from_pretrained(again, trust_remote_code=True)).__name__
+    print(json.dumps(report))
+    """
+)
+
+
+def _code_named_by(folder) -> set[str]:
+    """The module files the JSON files of a saved folder point to (auto_map entries, custom pipelines)."""
+    named = set()
+
+    def visit(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("auto_map", "custom_pipelines"):
+                    entries = item.values() if key == "auto_map" else [entry["impl"] for entry in item.values()]
+                    named.update(entry.split(".")[0] + ".py" for entry in entries)
+                else:
+                    visit(item)
+
+    for path in folder.glob("*.json"):
+        visit(json.loads(path.read_text()))
+    return named
+
+
+@pytest.mark.parametrize("layout", ["converted", "release"])
+def test_saved_folder_carries_the_code_its_config_names(layout, fixtures_dir, media_dir, tmp_path):
+    """`save_pretrained` of a loaded model and processor writes a folder that loads with transformers alone: every
+    module its config files name is in it (transformers copies those of the classes registered for an Auto class,
+    the config adds its pipeline's), and a re-save without the package keeps that true."""
+    from videollama2_test_utils import original_folder, run_without_the_package
+
+    from videollama2_hf.convert_videollama2_weights_to_hf import convert_videollama2_checkpoint
+
+    variant = fixtures_dir / "mistral_stc_f8"
+    if layout == "converted":
+        source = tmp_path / "converted"
+        convert_videollama2_checkpoint(
+            variant / "original_checkpoint", source, vision_tower=variant / "vision_tower", progress=False
+        )
+    else:
+        source = original_folder(fixtures_dir, "mistral_stc_f8", tmp_path / "release")
+    saved = tmp_path / "saved"
+    AutoModelForImageTextToText.from_pretrained(source).save_pretrained(saved)
+    AutoProcessor.from_pretrained(source).save_pretrained(saved)
+    named = _code_named_by(saved)
+    assert {"configuration_videollama2.py", "modeling_videollama2.py", "processing_videollama2.py"} <= named
+    assert named <= {path.name for path in saved.glob("*.py")}
+    report = run_without_the_package(
+        RESAVE_SCRIPT, saved, tmp_path / "again", media_dir / "sample_demo_1.mp4", cwd=tmp_path
+    )
+    assert report["model"].startswith("transformers_modules.") and report["processor"] == "VideoLlama2Processor"
+    assert report["reloaded"] == "VideoLlama2ForConditionalGeneration" and report["same_weights"]
+    assert report["reloaded_processor"] == "VideoLlama2Processor"
+    assert ("vqa" in report) == (layout == "converted")  # the converter declares the VQA pipeline
+    assert _code_named_by(tmp_path / "again") <= {path.name for path in (tmp_path / "again").glob("*.py")}

@@ -9,11 +9,15 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from videollama2_test_utils import original_folder
 
@@ -129,6 +133,121 @@ def test_model_folder_problems(converted, media_dir, tmp_path):
     assert_one_line_error(result, 1, "Truncated safetensors file", shard.name, "download it again")
     result = videollama2_hf("convert", converted, tmp_path / "again")
     assert_one_line_error(result, 1, "already in the transformers layout")
+
+
+def _png_of_zeros(path: Path, width: int, height: int) -> Path:
+    """A valid black 1-bit PNG of any size, written row by row: 196 megapixels take 30 KB on disk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row = zlib.compressobj(9), bytes(1 + (width + 7) // 8)  # filter byte + packed bits
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def unreadable_weights(release, tmp_path_factory) -> Path:
+    """The tiny release with a truncated shard: a command that reads a weight fails on it."""
+    folder = tmp_path_factory.mktemp("unreadable") / "VideoLLaMA2-tiny"
+    shutil.copytree(release, folder)
+    for shard in folder.glob("*.safetensors"):
+        data = shard.read_bytes()
+        shard.unlink()  # a copy, not the symlinked fixture
+        shard.write_bytes(data[: len(data) // 2])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wild_media(media_dir, tmp_path_factory) -> dict:
+    """Files users pass by mistake or that cannot be read, by case name."""
+    folder = tmp_path_factory.mktemp("wild")
+    for name, data in (("empty.mp4", b""), ("empty.wav", b""), ("garbage.mp4", bytes(range(256)) * 40)):
+        (folder / name).write_bytes(data)
+    return {
+        "196-megapixel PNG": _png_of_zeros(folder / "huge.png", 14000, 14000),
+        "zero-byte mp4": folder / "empty.mp4",
+        "garbage mp4": folder / "garbage.mp4",
+        "wav as --video": media_dir / "bird-twitter-car.wav",
+        "mp4 as --image": media_dir / "sample_demo_1.mp4",
+        "zero-byte wav": folder / "empty.wav",
+    }
+
+
+@pytest.mark.parametrize(
+    "case,option,fragments",
+    [
+        ("196-megapixel PNG", "--image", ["huge.png is too large to decode safely", "decompression bomb"]),
+        ("zero-byte mp4", "--video", ["empty.mp4 is empty (0 bytes)"]),
+        ("garbage mp4", "--video", ["Could not decode", "(Invalid data found when processing input)"]),
+        ("wav as --video", "--video", ["has no video stream (an audio file?)", "--audio"]),
+        ("mp4 as --image", "--image", ["is a video, not an image", "--video"]),
+        ("zero-byte wav", "--audio", ["empty.wav is empty (0 bytes)"]),
+    ],
+)
+def test_media_are_probed_before_any_weight_is_read(case, option, fragments, unreadable_weights, wild_media):
+    """A one-line error about the file, not about the (unreadable) weights: the file was probed first."""
+    began = time.perf_counter()
+    result = videollama2_hf("ask", "--model", unreadable_weights, option, wild_media[case], QUESTION)
+    assert_one_line_error(result, 1, *fragments)
+    assert "Errno" not in result.stderr and "Truncated" not in result.stderr
+    assert time.perf_counter() - began < 60
+
+
+def test_missing_model_folder_is_not_looked_up_on_the_hub(media_dir, tmp_path):
+    """`out/nope` where `out/` is a local folder names a folder, not a Hub repo: no Hub request, no retries."""
+    (tmp_path / "out").mkdir()
+    began = time.perf_counter()
+    result = videollama2_hf("ask", "--model", "out/nope", "--image", media_dir / "desert.png", QUESTION, cwd=tmp_path)
+    assert_one_line_error(result, 1, "No such model folder: out/nope (out holds no nope)")
+    assert time.perf_counter() - began < 60
+
+
+def test_info_names_a_missing_shard(fixtures_dir, tmp_path):
+    variant = fixtures_dir / "mistral_stc_f8"
+    out = tmp_path / "sharded"
+    argv = ["convert", variant / "original_checkpoint", out, "--vision-tower", variant / "vision_tower"]
+    assert videollama2_hf(*argv, "--max-shard-size", "200KB", "-q").returncode == 0
+    shards = sorted(out.glob("model-*.safetensors"))
+    assert len(shards) > 2 and videollama2_hf("info", out).returncode == 0
+    shards[1].unlink()  # an interrupted download
+    assert_one_line_error(videollama2_hf("info", out), 1, "Missing shard(s)", shards[1].name, "download")
+    assert_one_line_error(videollama2_hf("info", out, "--json"), 1, shards[1].name)
+
+
+def test_convert_refuses_a_read_only_output_folder(fixtures_dir, tmp_path):
+    variant = fixtures_dir / "mistral_stc_f8"
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    before = out.stat()
+    try:
+        argv = ["convert", variant / "original_checkpoint", out, "--vision-tower", variant / "vision_tower"]
+        assert_one_line_error(videollama2_hf(*argv), 1, f"{out} is read-only (mode 555)", "chmod u+w")
+        after = out.stat()
+        assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode) and not any(out.iterdir())
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no temporary folder left beside it
+    finally:
+        out.chmod(0o755)
+
+
+def test_data_uri_video_is_read_like_its_file(release, tmp_path):
+    """What an OpenAI-style client sends: the video inline, as a base64 `data:` URI (and a `file://` URL)."""
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(8):
+            frame = np.full((48, 64, 3), 30 * index, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    uri = "data:video/mp4;base64," + __import__("base64").b64encode(path.read_bytes()).decode()
+    common = ["ask", "--model", release, "--max-new-tokens", "3", "-q"]
+    answers = [videollama2_hf(*common, "--video", source, QUESTION) for source in (path, uri, path.as_uri())]
+    assert [answer.returncode for answer in answers] == [0, 0, 0], answers[1].stderr[-2000:]
+    assert answers[0].stdout == answers[1].stdout == answers[2].stdout
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from PIL import Image
-from transformers import AutoProcessor
+
+from videollama2_hf.original_checkpoint import load_original_processor
 
 
 VARIANTS = ["mistral_stc_f8", "mistral_stc_f16", "mistral_mlp2x_gelu", "mistral_stp", "qwen2_siglip_stcv35_f16"]
@@ -14,7 +15,7 @@ VIDEO_SIZES = [(8, 56, 56), (16, 360, 640), (40, 90, 120), (3, 64, 48)]  # (fram
 @pytest.fixture(scope="module", params=VARIANTS)
 def processor(request, fixtures_dir):
     variant = fixtures_dir / request.param
-    return AutoProcessor.from_pretrained(variant / "original_checkpoint", vision_tower=variant / "vision_tower")
+    return load_original_processor(variant / "original_checkpoint", vision_tower=variant / "vision_tower")
 
 
 def count(input_ids, token_id):

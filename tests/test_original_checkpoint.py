@@ -20,6 +20,7 @@ from videollama2_hf import (
     VideoLlama2Model,
     VideoLlama2Processor,
 )
+from videollama2_hf.original_checkpoint import load_original_processor
 from videollama2_hf.original_layout import convert_config, load_original_tokenizer
 
 
@@ -37,7 +38,7 @@ class Loaded:
             self.checkpoint, vision_tower=self.tower, dtype=torch.float32, output_loading_info=True
         )
         self.model.eval()
-        self.processor = AutoProcessor.from_pretrained(self.checkpoint, vision_tower=self.tower)
+        self.processor = load_original_processor(self.checkpoint, vision_tower=self.tower)
         frames = load_file(fixtures_dir / "inputs" / f"frames_f{self.model.config.num_frames}.safetensors")
         self.frames = frames["frames_uint8"]
 
@@ -154,7 +155,7 @@ def test_base_model_loads_from_the_original_layout(fixtures_dir):
 def test_vision_tower_subfolder_needs_no_argument(fixtures_dir, tmp_path):
     folder = original_folder(fixtures_dir, "qwen2_siglip_stcv35_f16", tmp_path / "checkpoint")
     model = AutoModelForImageTextToText.from_pretrained(folder)
-    processor = AutoProcessor.from_pretrained(folder)
+    processor = load_original_processor(folder)
     assert model.dtype == torch.bfloat16  # the original's torch_dtype, like a converted copy
     assert model.config.vision_config.image_size == 56
     assert processor.image_processor.size == {"height": 56, "width": 56}
@@ -166,7 +167,7 @@ def test_released_towers_come_from_the_presets(fixtures_dir):
         config = AutoConfig.from_pretrained(checkpoint)  # the fixture names the real tower: its full-size config
         assert config.vision_config.model_type == f"{tower}_vision_model"
         assert config.vision_config.image_size == size
-        processor = VideoLlama2Processor.from_pretrained(checkpoint)
+        processor = load_original_processor(checkpoint)
         video_size = (config.num_frames, 360, 640)
         assert processor._get_num_multimodal_tokens(video_sizes=[video_size])["num_video_tokens"] == [
             config.get_num_visual_tokens()
@@ -194,9 +195,7 @@ def test_direct_loading_equals_the_converted_copy(fixtures_dir, tmp_path, varian
     assert direct_state.keys() == copy_state.keys()
     assert all(torch.equal(direct_state[name], copy_state[name]) for name in direct_state)
 
-    direct_processor = AutoProcessor.from_pretrained(
-        source / "original_checkpoint", vision_tower=source / "vision_tower"
-    )
+    direct_processor = load_original_processor(source / "original_checkpoint", vision_tower=source / "vision_tower")
     copy_processor = AutoProcessor.from_pretrained(converted)
     assert direct_processor.chat_template == copy_processor.chat_template
     frames = load_file(fixtures_dir / "inputs" / f"frames_f{direct.config.num_frames}.safetensors")["frames_uint8"]
@@ -236,11 +235,15 @@ def test_release_whose_config_says_a_text_model_type(fixtures_dir, tmp_path):
     assert type(cli_model) is VideoLlama2ForConditionalGeneration and type(processor) is VideoLlama2Processor
 
 
-def test_our_own_classes_read_the_release_layout_too(fixtures_dir, tmp_path):
-    """`VideoLlama2ForConditionalGeneration.from_pretrained(release)` (no Auto class) gets the release's config, not
-    the defaults (a random 7B model); a foreign config is refused."""
+def test_our_own_classes_need_the_release_config_from_auto_config(fixtures_dir, tmp_path):
+    """The model files know nothing of the original layout: `VideoLlama2ForConditionalGeneration.from_pretrained` of a
+    release takes the config `AutoConfig` reads (as the Auto model classes do), and refuses to guess one (the defaults
+    would be a random 7B model)."""
     folder = original_folder(fixtures_dir, "mistral_stc_f8", tmp_path / "release")  # its tower in vision_tower/
-    model, info = VideoLlama2ForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
+    with pytest.raises(ValueError, match="model_type 'videollama2_mistral' is not a VideoLlama2Config"):
+        VideoLlama2ForConditionalGeneration.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder)
+    model, info = VideoLlama2ForConditionalGeneration.from_pretrained(folder, config=config, output_loading_info=True)
     assert model.config.text_config.hidden_size == 64 and model.config.vision_config.image_size == 56
     assert not any(info.values()), info
     with pytest.raises(ValueError, match="model_type 'bert' is not a VideoLlama2Config"):

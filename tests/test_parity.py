@@ -21,7 +21,7 @@ from videollama2_test_utils import (
 )
 
 from videollama2_hf import VideoLlama2Config, VideoLlama2ForConditionalGeneration
-from videollama2_hf.original_checkpoint import original_processor
+from videollama2_hf.original_checkpoint import load_original_processor
 from videollama2_hf.original_layout import ORIGINAL_TO_HF_KEY_PATTERNS, convert_config, load_original_tokenizer
 
 
@@ -42,7 +42,7 @@ class Variant:
         self.config = VideoLlama2Config(
             **convert_config(original_config, vision_tower, tokenizer.image_token_id, tokenizer.video_token_id)
         )
-        self.processor = original_processor(checkpoint, vision_tower=self.dir / "vision_tower")
+        self.processor = load_original_processor(checkpoint, vision_tower=self.dir / "vision_tower")
         self.model = VideoLlama2ForConditionalGeneration.from_pretrained(
             checkpoint, config=self.config, key_mapping=dict(ORIGINAL_TO_HF_KEY_PATTERNS), dtype=torch.float32
         ).eval()

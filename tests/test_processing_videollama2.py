@@ -1,5 +1,6 @@
 """VideoLlama2Processor: placeholder expansion, chat templates, errors, save/load, on the real fixture tokenizers."""
 
+import base64
 import json
 
 import numpy as np
@@ -19,7 +20,7 @@ from videollama2_hf import (
     num_visual_tokens,
 )
 from videollama2_hf.audio_decoding_videollama2 import load_audio
-from videollama2_hf.original_checkpoint import original_processor
+from videollama2_hf.original_checkpoint import load_original_processor
 from videollama2_hf.original_layout import convert_config, load_chat_template, load_original_tokenizer
 
 
@@ -29,7 +30,7 @@ def build_processor(fixtures_dir, variant):
     original = json.loads((folder / "original_checkpoint" / "config.json").read_text())
     tower = json.loads((folder / "vision_tower" / "config.json").read_text())
     config = VideoLlama2Config(**convert_config(original, tower, tokenizer.image_token_id, tokenizer.video_token_id))
-    return original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower"), config
+    return load_original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower"), config
 
 
 @pytest.fixture(scope="module")
@@ -351,3 +352,34 @@ def test_audio_visual_processor_save_and_reload(audio_visual, media_dir, tmp_pat
     first, second = audio_visual(text="<audio>", audio=[wav]), reloaded(text="<audio>", audio=[wav])
     assert torch.equal(first["input_ids"], second["input_ids"])
     assert torch.equal(first["input_features"], second["input_features"])
+
+
+def test_chat_media_as_data_uris_and_file_urls(audio_visual, media_dir):
+    """What OpenAI-style clients send: each medium inline as a base64 data: URI, or as a file:// URL; the same
+    inputs as their paths give, through the chat template and the processor alike."""
+    processor = audio_visual
+    paths = {
+        "image": media_dir / "extreme_ironing.jpg",
+        "video": media_dir / "sample_demo_3.mp4",
+        "audio": media_dir / "bird-twitter-car.wav",
+    }
+    types = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/wav"}
+
+    def inputs(source_of):
+        items = [{"type": kind, "url": source_of(kind)} for kind in paths]
+        return processor.apply_chat_template(chat(*items), tokenize=True, return_dict=True, add_generation_prompt=True)
+
+    expected = inputs(lambda kind: str(paths[kind]))
+    for source_of in (
+        lambda kind: f"data:{types[kind]};base64,{base64.b64encode(paths[kind].read_bytes()).decode()}",
+        lambda kind: paths[kind].as_uri(),
+    ):
+        given = inputs(source_of)
+        assert given.keys() == expected.keys()
+        for key in expected:
+            assert torch.equal(given[key], expected[key]), key
+    direct = processor(
+        text="<image><video><audio>", images=[paths["image"].as_uri()], videos=[paths["video"].as_uri()],
+        audio=[paths["audio"].as_uri()],
+    )  # fmt: skip
+    assert torch.equal(direct["pixel_values"], expected["pixel_values"])

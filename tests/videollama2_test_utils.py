@@ -217,11 +217,11 @@ def audio_visual_model(fixtures_dir: Path, dtype=torch.float32):
 def audio_visual_processor(fixtures_dir: Path):
     """The release's processor (tokenizer with `<audio>`, SigLIP pixels, ChatML template) with the filterbank."""
     from videollama2_hf import VideoLlama2FeatureExtractor, VideoLlama2Processor
-    from videollama2_hf.original_checkpoint import original_processor
+    from videollama2_hf.original_checkpoint import load_original_processor
     from videollama2_hf.original_layout import audio_encoder_config, load_original_tokenizer, local_tensor_shapes
 
     folder = fixtures_dir / AV_VARIANT
-    visual = original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower")
+    visual = load_original_processor(folder / "original_checkpoint", vision_tower=folder / "vision_tower")
     # the BEATs patch size, read back from the shard headers alone (no tokenizer, no full config)
     audio_patch_size = audio_encoder_config(local_tensor_shapes(folder / "original_checkpoint"))["patch_size"]
     return VideoLlama2Processor(

@@ -15,7 +15,7 @@ __version__ = "0.2.0"
 DEFER_REGISTRATION_VARIABLE = "VIDEOLLAMA2_HF_DEFER_REGISTRATION"
 
 _PUBLIC_NAMES = {
-    "VideoLlama2AudioEncoder": "modeling_beats",
+    "VideoLlama2AudioEncoder": "modeling_videollama2_audio",
     "VideoLlama2AudioEncoderConfig": "configuration_videollama2",
     "VideoLlama2Config": "configuration_videollama2",
     "VideoLlama2FeatureExtractor": "feature_extraction_videollama2",

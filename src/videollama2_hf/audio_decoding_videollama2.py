@@ -8,8 +8,10 @@
   resampler through PyAV), then 8 clips of 2 s spread evenly over the track, concatenated and zero-padded to 30 s.
 
 Long audio: the original cuts a random 30 s window out of longer files. Here the window is the centred one (the
-average of the original's draws), so the same file always gives the same features. Videos never need it: their
-8 clips of 2 s make 16 s.
+average of the original's draws), so the same file always gives the same features. Only that window is kept: a first
+pass counts the samples (decoding and dropping them), a second decodes the window, after a seek for formats whose
+frames decode independently (PCM WAV, FLAC), from the start for the others, so that its samples are those a full
+decode gives, and memory does not grow with the file's length. Videos never need it: their 8 clips of 2 s make 16 s.
 
 A video without an audio track, and files that are empty, corrupt or in a format FFmpeg cannot decode, raise a
 one-line `ValueError`; a truncated file is decoded as far as FFmpeg can, with a warning where the container declares
@@ -24,8 +26,9 @@ from fractions import Fraction
 import numpy as np
 from transformers.utils import logging
 
+from .media_sources_videollama2 import check_not_empty, download, is_video_source, media_source
 from .token_counts_videollama2 import AUDIO_CLIP_SECONDS, AUDIO_SAMPLING_RATE
-from .video_decoding_videollama2 import MediaNotFoundError, download, is_video_source, media_source
+from .video_decoding_videollama2 import ffmpeg_reason
 
 
 logger = logging.get_logger(__name__)
@@ -36,6 +39,10 @@ VIDEO_NUM_CLIPS = 8
 # What soundfile divides each sample format by to read it as float64 (24-bit PCM decodes into the top bits of s32).
 # These are all the sample formats FFmpeg decodes to.
 _SAMPLE_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63, "flt": 1.0, "dbl": 1.0}
+
+# Codecs whose frames decode independently of the ones before: after a seek, they give the samples a decode from the
+# start gives, so the window of a long file can be sought. Others (MP3, AAC, Vorbis, ...) carry state across frames.
+_INDEPENDENT_FRAME_CODECS = ("pcm_", "flac", "alac", "wavpack", "tta")
 
 
 def resample_fft(waveform: np.ndarray, num_samples: int) -> np.ndarray:
@@ -93,7 +100,7 @@ def _import_av():
 
 
 def _source(source, what: str) -> tuple[object, str]:
-    """`(something av.open reads, its name for messages)` of a path, URL, bytes or file object."""
+    """`(something av.open reads, its name for messages)` of a path, URL, `data:` URI, bytes or file object."""
     if not is_video_source(source):
         raise TypeError(
             f"Cannot read audio from {type(source).__name__}; pass a path, URL, bytes or file object (or give the "
@@ -101,15 +108,18 @@ def _source(source, what: str) -> tuple[object, str]:
         )
     openable, name = media_source(source, what, download)  # this module's `download`, which tests can replace
     if isinstance(openable, str) and not os.path.isfile(openable):  # a local path
-        raise MediaNotFoundError(f"No audio or video file at {openable}. Check the path.")
+        raise FileNotFoundError(f"No audio or video file at {openable}. Check the path.")
+    check_not_empty(openable, name, what if what == "audio" else "sound")
     return openable, name
 
 
 @contextmanager
-def _open_audio_stream(source, what: str):
-    """The container and its audio stream; FFmpeg errors become one-line `ValueError`s."""
+def _open_audio_stream(source, what: str, name: str | None = None):
+    """The container, its audio stream and the source's name; FFmpeg errors become one-line `ValueError`s. With
+    `name`, `source` is what `_source` returned. A file object is read from where it stands."""
     av = _import_av()
-    source, name = _source(source, what)
+    if name is None:
+        source, name = _source(source, what)
     try:
         with av.open(source) as container:
             stream = container.streams.best("audio")
@@ -125,8 +135,8 @@ def _open_audio_stream(source, what: str):
             yield container, stream, name
     except av.FFmpegError as error:
         raise ValueError(
-            f"Could not decode the audio of {name} ({error}): the file is corrupt, truncated or not in a format "
-            "FFmpeg can read. Re-encode it (e.g. to 16-bit WAV) or pass the waveform as an array."
+            f"Could not decode the audio of {name} ({ffmpeg_reason(error)}): the file is corrupt, truncated or not "
+            "in a format FFmpeg can read. Re-encode it (e.g. to 16-bit WAV) or pass the waveform as an array."
         ) from error
 
 
@@ -160,27 +170,85 @@ def _channel_zero(frame) -> np.ndarray:
     return channel / _SAMPLE_SCALE[sample_format]
 
 
+def _frames(container, stream, rate: int, name: str):
+    """The decoded frames of `stream`, all at `rate`."""
+    for frame in container.decode(stream):
+        if frame.sample_rate != rate:
+            raise ValueError(
+                f"{name} changes its sample rate mid-stream ({rate} -> {frame.sample_rate} Hz). Re-encode it at one "
+                "rate."
+            )
+        yield frame
+
+
+def _first_sample(frame, rate: int) -> int | None:
+    """Index of a frame's first sample from its timestamp, or None where the timestamp does not give one."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    position = frame.pts * frame.time_base * rate
+    return int(position) if position.denominator == 1 else None
+
+
 def load_audio(
     source, sampling_rate: int = AUDIO_SAMPLING_RATE, max_duration_s: int = AUDIO_CLIP_SECONDS
 ) -> np.ndarray:
     """The waveform the original computes the filterbank of, for an audio file: float64, `max_duration_s` at
-    `sampling_rate` (480000 samples by default). Channel 0 of multichannel audio; centred window of longer audio."""
-    with _open_audio_stream(source, "audio") as (container, stream, name):
+    `sampling_rate` (480000 samples by default). Channel 0 of multichannel audio; the centred window of longer audio,
+    decoded without holding the rest (see the module's docstring)."""
+    source, name = _source(source, "audio")  # a URL is downloaded once, even when the file is read twice
+    start = None if isinstance(source, str) else source.tell()
+    with _open_audio_stream(source, "audio", name) as (container, stream, _):
         rate = stream.codec_context.sample_rate
-        chunks = []
-        for frame in container.decode(stream):
-            if frame.sample_rate != rate:
-                raise ValueError(
-                    f"{name} changes its sample rate mid-stream ({rate} -> {frame.sample_rate} Hz). Re-encode it "
-                    "at one rate."
-                )
-            chunks.append(_channel_zero(frame))
-        waveform = np.concatenate(chunks) if chunks else np.zeros(0)
-        _check_length(stream, len(waveform), rate, name)
-    waveform = fit_to_length(waveform, max_duration_s * rate)  # at the file's rate, as the original
+        window = max_duration_s * rate
+        chunks, total, offset = [], 0, None
+        seekable = stream.codec_context.name.startswith(_INDEPENDENT_FRAME_CODECS)
+        for frame in _frames(container, stream, rate, name):
+            first = _first_sample(frame, rate)
+            offset = first if offset is None else offset
+            seekable = seekable and first is not None and first - offset == total  # timestamps count the samples
+            if total <= window:  # may still be short: keep its samples until it is not
+                chunks.append(_channel_zero(frame))
+            total += frame.samples
+            if total > window:
+                chunks = []
+        _check_length(stream, total, rate, name)
+    if total > window:
+        if start is not None:
+            source.seek(start)
+        waveform = _centred_window(source, name, total, window, offset if seekable else None)
+    else:
+        waveform = fit_to_length(np.concatenate(chunks), window)  # zero-padded at the file's rate, as the original
     if rate != sampling_rate:
         waveform = resample_fft(waveform, max_duration_s * sampling_rate)
     return waveform
+
+
+def _centred_window(source, name: str, total: int, window: int, offset: int | None) -> np.ndarray:
+    """Channel 0 of the centred `window` samples of a `total`-sample audio file, as float64. With `offset` (the first
+    frame's timestamp in samples, where timestamps count the samples of frames that decode independently), decoding
+    starts at a seek a second before the window; without, at the start. Either way it stops at the window's end."""
+    begin = (total - window) // 2
+    logger.info(f"{name}: {total} audio samples, more than {window}: keeping the centred {window} (from {begin}).")
+    waveform = np.empty(window)
+    with _open_audio_stream(source, "audio", name) as (container, stream, _):
+        rate = stream.codec_context.sample_rate
+        if offset is not None:
+            target = offset + max(begin - rate, 0)  # a second early: a seek may land on the frame after the one asked
+            container.seek(int(target / rate / stream.time_base), stream=stream, backward=True)
+        position = None
+        for frame in _frames(container, stream, rate, name):
+            if position is None:  # where decoding starts
+                position = 0 if offset is None else _first_sample(frame, rate) - offset
+                if position > begin:
+                    raise ValueError(f"Could not seek in {name}: re-encode it (e.g. to 16-bit WAV).")
+            samples = _channel_zero(frame)
+            low, high = max(begin, position), min(begin + window, position + len(samples))
+            if low < high:
+                waveform[low - begin : high - begin] = samples[low - position : high - position]
+            position += len(samples)
+            if position >= begin + window:
+                return waveform
+    raise ValueError(f"{name} ended before the {total} samples it held when first read: was it being written to?")
 
 
 def decode_audio_track(source, sampling_rate: int = AUDIO_SAMPLING_RATE) -> np.ndarray:
@@ -206,9 +274,8 @@ def load_video_audio(
     """What the original hears of a video: `num_clips` clips of `clip_duration` seconds of its mono 16 kHz track
     (`clip_sample_ranges`), concatenated and zero-padded to `max_duration_s`, as float32 `int16 / 32768`."""
     pcm = decode_audio_track(source, sampling_rate)
-    waveform = pcm.astype(np.float32) / 32768.0
     ranges = clip_sample_ranges(len(pcm), sampling_rate, clip_duration, num_clips)
-    clips = np.concatenate([waveform[start:end] for start, end in ranges])
+    clips = np.concatenate([pcm[start:end] for start, end in ranges]).astype(np.float32) / 32768.0
     return fit_to_length(clips, max_duration_s * sampling_rate)
 
 

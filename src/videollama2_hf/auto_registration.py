@@ -15,8 +15,8 @@ from transformers import (
 from .configuration_videollama2 import VideoLlama2AudioEncoderConfig, VideoLlama2Config
 from .feature_extraction_videollama2 import VideoLlama2FeatureExtractor
 from .image_processing_videollama2 import VideoLlama2ImageProcessor
-from .modeling_beats import VideoLlama2AudioEncoder
 from .modeling_videollama2 import VideoLlama2ForConditionalGeneration, VideoLlama2Model
+from .modeling_videollama2_audio import VideoLlama2AudioEncoder
 from .original_checkpoint import register_original_checkpoints
 from .processing_videollama2 import VideoLlama2Processor
 from .video_processing_videollama2 import VideoLlama2VideoProcessor
@@ -42,6 +42,16 @@ def register_auto_classes() -> None:
     AutoFeatureExtractor.register(VideoLlama2AudioEncoderConfig, VideoLlama2FeatureExtractor, exist_ok=True)
     # Released DAMO-NLP-SG checkpoints (model_type videollama2_*, original tensor names) load without conversion.
     register_original_checkpoints()
+    # What `save_pretrained` writes loads with transformers alone (`trust_remote_code=True`, e.g. a fine-tuned model
+    # pushed to the Hub): transformers copies the module of a class registered for an Auto class, and what it imports,
+    # into the folder and names it in the folder's `auto_map`. (The config adds the code of its custom pipelines.)
+    VideoLlama2Config.register_for_auto_class("AutoConfig")
+    VideoLlama2Model.register_for_auto_class("AutoModel")
+    VideoLlama2ForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
+    VideoLlama2Processor.register_for_auto_class("AutoProcessor")
+    VideoLlama2ImageProcessor.register_for_auto_class("AutoImageProcessor")
+    VideoLlama2VideoProcessor.register_for_auto_class("AutoVideoProcessor")
+    VideoLlama2FeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 
 __all__ = ["register_auto_classes"]

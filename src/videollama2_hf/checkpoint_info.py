@@ -17,7 +17,7 @@ from .original_layout import (
     is_original_config,
     resolve_vision_tower,
 )
-from .safetensors_copy import read_safetensors_header, source_tensors
+from .safetensors_copy import indexed_weight_files, read_safetensors_header, source_tensors
 from .token_counts_videollama2 import FBANK_MEL_BINS, num_audio_tokens, num_fbank_frames, num_visual_tokens
 
 
@@ -43,7 +43,9 @@ class CheckpointInfo:
 
 
 def _weight_shapes(folder: Path) -> tuple[dict, list[str]]:
-    """name -> (dtype, shape) from every safetensors header (or the `*.bin` projector file of a Base checkpoint)."""
+    """name -> (dtype, shape) from every safetensors header (or the `*.bin` projector file of a Base checkpoint). A
+    shard its index lists but the folder lacks (an incomplete download) is an error naming it."""
+    indexed_weight_files(folder)
     tensors, files = {}, []
     for path in sorted(folder.glob("*.safetensors")):
         header = read_safetensors_header(path)

@@ -1,22 +1,26 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """VideoLLaMA2 configuration."""
 
-from collections.abc import Callable
-from typing import ClassVar, Literal
+import os
+import shutil
+from pathlib import Path
+from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+from transformers.utils import logging
 
 from .token_counts_videollama2 import (
+    CONNECTORS,
     DEFAULT_DOWNSAMPLE,
     DEFAULT_NUM_FRAMES,
-    SUPPORTED_PROJECTOR_TYPES,
-    mlp_projector_depth,
     num_audio_tokens,
     num_visual_tokens,
 )
 
+
+logger = logging.get_logger(__name__)
 
 SUPPORTED_VISION_MODEL_TYPES = ("clip_vision_model", "siglip_vision_model")
 SUPPORTED_TEXT_MODEL_TYPES = ("mistral", "mixtral", "qwen2", "llama")
@@ -132,11 +136,13 @@ class VideoLlama2Config(PreTrainedConfig):
             Language model config (`mistral`, `mixtral`, `qwen2` or `llama`). Defaults to Mistral-7B.
         projector_type (`str`, *optional*, defaults to `"stc_connector"`):
             Connector between tower and LLM: `stc_connector` (VideoLLaMA2), `stc_connector_v35` (VideoLLaMA2.1),
-            `stp_connector`, `mlp2x_gelu` or `linear`.
+            `stp_connector`, or `mlp` (frames averaged, then an MLP of `projector_mlp_depth` layers).
         projector_depth (`int`, *optional*, defaults to 4):
             Number of RegNet bottleneck blocks in each of the two RegStages of the STC/STP connectors.
         projector_mlp_depth (`int`, *optional*, defaults to 2):
-            Number of linear layers of the connector's readout MLP.
+            Number of linear layers of the connector's readout MLP (of the whole `mlp` connector).
+        projector_hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation between the layers of that MLP.
         projector_downsample (`list[int]`, *optional*, defaults to `[2, 2, 2]`):
             (time, height, width) kernel and stride of the connector's sampler.
         num_frames (`int`, *optional*, defaults to 8):
@@ -152,9 +158,10 @@ class VideoLlama2Config(PreTrainedConfig):
         audio_config (`dict` or `VideoLlama2AudioEncoderConfig`, *optional*):
             BEATs audio encoder of an audio-visual model (VideoLLaMA2.1-AV). `None` (the default) builds no audio
             parts at all.
-        audio_projector_type (`str`, *optional*, defaults to `"mlp2x_gelu"`):
-            Projector from the audio encoder to the LLM: `linear` or `mlp<N>x_gelu` (N linear layers with GELU
-            between them). Only read when `audio_config` is set.
+        audio_projector_depth (`int`, *optional*, defaults to 2):
+            Number of linear layers of the MLP from the audio encoder to the LLM. Only read with `audio_config`.
+        audio_projector_hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation between the layers of that MLP.
         audio_token_id (`int`, *optional*):
             Id of the `<audio>` placeholder token; required with `audio_config`.
     """
@@ -184,6 +191,7 @@ class VideoLlama2Config(PreTrainedConfig):
     projector_type: str = "stc_connector"
     projector_depth: int = 4
     projector_mlp_depth: int = 2
+    projector_hidden_act: str = "gelu"
     projector_downsample: list[int] | tuple[int, int, int] = DEFAULT_DOWNSAMPLE
     num_frames: int = DEFAULT_NUM_FRAMES
     vision_feature_layer: int = -2
@@ -191,32 +199,18 @@ class VideoLlama2Config(PreTrainedConfig):
     image_token_id: int = 32000
     video_token_id: int = 32001
     audio_config: dict | PreTrainedConfig | None = None
-    audio_projector_type: str = "mlp2x_gelu"
+    audio_projector_depth: int = 2
+    audio_projector_hidden_act: str = "gelu"
     audio_token_id: int | None = None
     tie_word_embeddings: bool = False
-
-    # Translators of config.json layouts other than this class's own into its own: `original_checkpoint` registers the
-    # one for the released DAMO-NLP-SG checkpoints when the package is imported. Each takes (config dict, path, the
-    # remaining keyword arguments, which it may consume) and returns the translated dict, or None if not its layout.
-    layout_readers: ClassVar[list[Callable]] = []
-
-    @classmethod
-    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
-        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        for read_layout in cls.layout_readers:
-            translated = read_layout(config_dict, pretrained_model_name_or_path, kwargs)
-            if translated is not None:
-                return translated, kwargs
-        return config_dict, kwargs
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
         """Refuse another model's config rather than silently replacing it by the defaults (a random 7B model)."""
         if config_dict.get("model_type", cls.model_type) != cls.model_type and "text_config" not in config_dict:
             raise ValueError(
-                f"A config of model_type {config_dict['model_type']!r} is not a VideoLlama2Config. For a released "
-                "DAMO-NLP-SG checkpoint, `import videollama2_hf` first (it reads their layout) or convert it with "
-                "`videollama2-hf convert`."
+                f"A config of model_type {config_dict['model_type']!r} is not a VideoLlama2Config: it has no "
+                "`text_config` and `vision_config` to build a VideoLLaMA2 model from."
             )
         return super().from_dict(config_dict, **kwargs)
 
@@ -229,11 +223,13 @@ class VideoLlama2Config(PreTrainedConfig):
     def validate_architecture(self):
         """Reject what the model cannot build, at config time rather than deep inside `forward`."""
         super().validate_architecture()
-        if self.projector_type not in SUPPORTED_PROJECTOR_TYPES:
+        if self.projector_type not in CONNECTORS:
             raise ValueError(
-                f"Unsupported projector_type {self.projector_type!r}; "
-                f"VideoLLaMA2 supports {SUPPORTED_PROJECTOR_TYPES}."
+                f"Unsupported projector_type {self.projector_type!r}; VideoLLaMA2 supports {sorted(CONNECTORS)}."
             )
+        for name in ("projector_mlp_depth", "audio_projector_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (a single linear layer), got {getattr(self, name)}.")
         if self.vision_config.model_type not in SUPPORTED_VISION_MODEL_TYPES:
             raise ValueError(
                 f"Unsupported vision tower {self.vision_config.model_type!r}; "
@@ -253,17 +249,31 @@ class VideoLlama2Config(PreTrainedConfig):
                 "SigLIP has no CLS token to drop: use vision_feature_select_strategy='full' with a SigLIP tower."
             )
         if self.audio_config is not None:
-            if mlp_projector_depth(self.audio_projector_type) is None:
-                raise ValueError(
-                    f"Unsupported audio_projector_type {self.audio_projector_type!r}; VideoLLaMA2 supports 'linear' "
-                    "and 'mlp<N>x_gelu' (e.g. 'mlp2x_gelu')."
-                )
             if self.audio_token_id is None:
                 raise ValueError("An audio-visual config needs `audio_token_id`, the id of its <audio> token.")
             if self.audio_token_id in (self.image_token_id, self.video_token_id):
                 raise ValueError(
                     f"audio_token_id ({self.audio_token_id}) must differ from the image and video token ids."
                 )
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True):
+        """Also put the code of the pipelines `custom_pipelines` names beside the file, so that a saved folder carries
+        the code its config points to (transformers copies only the config's and the model's modules). A pipeline
+        whose code is not at hand, as with remote code loaded without it, is dropped from the config instead."""
+        pipelines = getattr(self, "custom_pipelines", None) or {}
+        carried = {}
+        for task, entry in pipelines.items():
+            code = Path(__file__).with_name(entry["impl"].split(".")[0] + ".py")
+            if not code.is_file():
+                logger.warning(f"The code of the {task!r} pipeline is not at hand: the saved config leaves it out.")
+                continue
+            target = Path(json_file_path).absolute().parent / code.name
+            if not target.exists() or not target.samefile(code):
+                shutil.copyfile(code, target)
+            carried[task] = entry
+        if carried != pipelines:
+            self.custom_pipelines = carried
+        super().to_json_file(json_file_path, use_diff=use_diff)
 
     @property
     def vision_grid_size(self) -> int:

@@ -46,6 +46,7 @@ from .original_layout import (
 from .safetensors_copy import (
     Shard,
     SourceTensor,
+    indexed_weight_files,
     load_torch_file,
     parse_size,
     plan_shards,
@@ -70,23 +71,9 @@ _PROJECTOR_FILE = "mm_projector.bin"
 
 def _weight_files(directory: Path, what: str) -> list[Path]:
     """The weight files of a folder in the transformers layout (safetensors preferred over torch pickles)."""
-    for index_name, single in (
-        ("model.safetensors.index.json", "model.safetensors"),
-        ("pytorch_model.bin.index.json", "pytorch_model.bin"),
-    ):
-        index = directory / index_name
-        if index.is_file():
-            weight_map = json.loads(index.read_text())["weight_map"]
-            files = sorted(set(weight_map.values()))
-            missing = [name for name in files if not (directory / name).is_file()]
-            if missing:
-                raise FileNotFoundError(
-                    f"Missing shard(s) of {what} in {directory}: {', '.join(missing)} (listed in {index_name}). "
-                    "The download is incomplete: download the missing files again (Hub downloads resume)."
-                )
-            return [directory / name for name in files]
-        if (directory / single).is_file():
-            return [directory / single]
+    indexed = indexed_weight_files(directory, what)
+    if indexed is not None:
+        return indexed
     shards = sorted(directory.glob("model*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
     if not shards:
         raise FileNotFoundError(

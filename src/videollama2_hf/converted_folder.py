@@ -1,8 +1,7 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """A converted folder as an artefact: the files it holds besides the weights (config, generation defaults, processor,
-tokenizer, chat template, remote code, model card), written as the JSON the transformers classes read so that no
-torch is needed; how an earlier conversion is recognised; and how a new folder replaces it without ever touching
-files a conversion did not write.
+tokenizer, chat template, remote code, model card), written by the classes' own `save_pretrained`; how an earlier
+conversion is recognised; and how a new folder replaces it without ever touching files a conversion did not write.
 """
 
 import json
@@ -10,19 +9,16 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from string import Template
 
-from .original_layout import convert_config, load_chat_template, load_original_tokenizer, processor_settings
+from .original_layout import convert_config, load_original_tokenizer
 from .remote_code import (
-    FEATURE_EXTRACTOR_AUTO_MAP,
-    IMAGE_PROCESSOR_AUTO_MAP,
+    AUTO_CLASSES_OF_PROCESSOR_PARTS,
     MODEL_AUTO_MAP,
-    PROCESSOR_AUTO_MAP,
-    VIDEO_PROCESSOR_AUTO_MAP,
     VQA_PIPELINE_ENTRY,
     VQA_TASK,
     copy_remote_code,
@@ -60,16 +56,13 @@ class FolderMetadata:
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
 def write_metadata(meta: FolderMetadata, folder: Path, should_stop) -> dict:
-    """config.json, generation_config.json, processor and tokenizer files, chat template, remote code, README.md.
-
-    Written as the JSON the transformers classes read (no torch): `VideoLlama2Config` and the processors load them
-    exactly as if they had been saved with `save_pretrained` (tested)."""
+    """config.json, generation_config.json, processor and tokenizer files, chat template, remote code, README.md,
+    each written by its class's `save_pretrained` (which imports torch: the processors need it)."""
     from transformers import GenerationConfig
+
+    from .configuration_videollama2 import VideoLlama2Config
+    from .original_checkpoint import build_processor
 
     should_stop()
     audio = meta.audio_config is not None
@@ -77,47 +70,25 @@ def write_metadata(meta: FolderMetadata, folder: Path, should_stop) -> dict:
     token_ids = {
         name: tokenizer.convert_tokens_to_ids(f"<{name}>") for name in ("image", "video", "audio")[: 2 + audio]
     }
-    config = convert_config(
+    settings = convert_config(
         meta.original_config, meta.vision_config, *token_ids.values(), audio_config=meta.audio_config
     )
-    _write_json(
-        folder / "config.json",
-        {
-            **config,
-            "model_type": "videollama2",
-            "architectures": ["VideoLlama2ForConditionalGeneration"],
-            "auto_map": MODEL_AUTO_MAP,
-            "custom_pipelines": {VQA_TASK: VQA_PIPELINE_ENTRY},
-            "dtype": meta.dtype,
-            "transformers_version": version("transformers"),
-        },
-    )
-    copy_remote_code(folder, audio=audio)
+    config = VideoLlama2Config(**settings, dtype=meta.dtype)
+    config.architectures = ["VideoLlama2ForConditionalGeneration"]
+    config.auto_map = dict(MODEL_AUTO_MAP)
+    config.custom_pipelines = {VQA_TASK: dict(VQA_PIPELINE_ENTRY)}
+    config.save_pretrained(folder)
     should_stop()
-    settings = processor_settings(meta.image_processor, config)
-    tokenizer.save_pretrained(folder)
-    (folder / "chat_template.jinja").write_text(load_chat_template(config["text_config"]["model_type"]))
-    _write_json(
-        folder / "processor_config.json",
-        {
-            **settings["processor"],
-            "processor_class": "VideoLlama2Processor",
-            "auto_map": PROCESSOR_AUTO_MAP,
-            "image_processor": {**settings["image_processor"], "auto_map": IMAGE_PROCESSOR_AUTO_MAP},
-            "video_processor": {
-                **settings["video_processor"],
-                "video_processor_type": "VideoLlama2VideoProcessor",
-                "auto_map": VIDEO_PROCESSOR_AUTO_MAP,
-            },
-            **(
-                {"feature_extractor": {**settings["feature_extractor"], "auto_map": FEATURE_EXTRACTOR_AUTO_MAP}}
-                if audio
-                else {}
-            ),
-        },
-    )
+    processor = build_processor(tokenizer, meta.image_processor, settings)
+    # remote code: registered classes get their auto_map entries and their files from `save_pretrained`
+    type(processor).register_for_auto_class("AutoProcessor")
+    for part, auto_class in AUTO_CLASSES_OF_PROCESSOR_PARTS.items():
+        if getattr(processor, part, None) is not None:
+            type(getattr(processor, part)).register_for_auto_class(auto_class)
+    processor.save_pretrained(folder)
+    copy_remote_code(folder, audio=audio)
     GenerationConfig(**meta.generation).save_pretrained(folder)
-    (folder / "README.md").write_text(_model_card(meta, config))
+    (folder / "README.md").write_text(_model_card(meta, settings))
     return {f"{name}_token_id": token_id for name, token_id in token_ids.items()}
 
 
@@ -129,8 +100,9 @@ def _audio_card_line(config: dict) -> str:
     tokens = num_audio_tokens(num_fbank_frames(), FBANK_MEL_BINS, audio["patch_size"])
     return (
         f"- **Audio**: BEATs encoder ({audio['num_hidden_layers']} layers, width {audio['hidden_size']}) and a "
-        f"`{config['audio_projector_type']}` projector; an audio file (30 s) or a video's sound becomes {tokens} "
-        f"tokens, placed after the video's tokens; placeholder `<audio>` = {config['audio_token_id']}\n"
+        f"{config.get('audio_projector_depth', 2)}-layer MLP projector; an audio file (30 s) or a video's sound "
+        f"becomes {tokens} tokens, placed after the video's tokens; placeholder `<audio>` = "
+        f"{config['audio_token_id']}\n"
     )
 
 
@@ -182,6 +154,7 @@ _CONVERSION_FILE_PATTERN = re.compile(
     r"|processor_config\.json|preprocessor_config\.json|video_preprocessor_config\.json|chat_template\.(jinja|json)"
     r"|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json"
     r"|merges\.txt|README\.md"
+    r"|modeling_beats\.py"  # the audio encoder's code file before it became modeling_videollama2_audio.py
 )
 _HUB_UPLOAD_CACHE = ".cache"  # left in a folder by huggingface_hub's upload_large_folder (--push-to-hub)
 
@@ -212,6 +185,12 @@ def check_destination(output_dir: Path, overwrite: bool) -> None:
         return
     if output_dir.is_symlink() or not output_dir.is_dir():
         raise FileExistsError(f"{output_dir} exists and is not a folder; choose another output folder.")
+    mode = stat.S_IMODE(output_dir.stat().st_mode)
+    if not mode & stat.S_IWUSR or not os.access(output_dir, os.W_OK):  # the mode bits bind root too, here
+        raise PermissionError(
+            f"{output_dir} is read-only (mode {mode:o}), and a conversion does not replace a folder its owner "
+            f"protected: make it writable (chmod u+w {output_dir}) or choose another output folder."
+        )
     if not any(output_dir.iterdir()):
         return
     if not overwrite:
@@ -238,6 +217,7 @@ def publish(tmp: Path, output_dir: Path, overwrite: bool) -> None:
     """Move the finished folder into place (a rename on the same filesystem); an earlier conversion it replaces is
     renamed aside first and deleted only once the new one is in place."""
     if output_dir.is_dir() and not output_dir.is_symlink() and not any(output_dir.iterdir()):
+        os.chmod(tmp, stat.S_IMODE(output_dir.stat().st_mode))  # the empty folder's permissions carry over
         output_dir.rmdir()
     if not output_dir.exists():
         os.rename(tmp, output_dir)

@@ -1,13 +1,12 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """Downloads from the Hugging Face Hub for the converter and the release readers: only the files asked for, and a
 one-line error at once when the Hub cannot be reached (huggingface_hub itself retries for ~25 s, then raises a
-connection error from deep inside its HTTP stack)."""
+connection error from deep inside its HTTP stack). Reachability is asked of huggingface_hub's HTTP client, so it
+follows the proxy settings downloads follow."""
 
 import re
-import socket
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 
 class HubUnreachableError(OSError):
@@ -25,12 +24,15 @@ def looks_like_repo_id(source: str) -> bool:
 
 @cache
 def _probe(endpoint: str) -> str | None:
-    """Why `endpoint` cannot be reached (one TCP connection, 5 s at most), or None when it can."""
-    url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
+    """Why `endpoint` cannot be reached (one HEAD request, 5 s at most), or None when it answers, whatever it answers.
+
+    The request goes through huggingface_hub's own HTTP client, so it takes the route downloads take: its proxy
+    settings (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) and any client factory set with `set_client_factory`."""
+    from huggingface_hub.utils import get_session
+
     try:
-        socket.create_connection((url.hostname, port), timeout=5).close()
-    except OSError as error:
+        get_session().head(endpoint, timeout=5)
+    except Exception as error:  # any failure to get an answer: connection, proxy, TLS, timeout
         return str(error) or type(error).__name__
     return None
 

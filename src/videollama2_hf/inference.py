@@ -7,12 +7,13 @@ config.json, whether it has the audio tower the question needs, the headers of i
 checked before any weight is read, so that a typo never costs a 7B load.
 """
 
-import io
+import base64
 import json
 from pathlib import Path
 
+from .hub import looks_like_repo_id
 from .original_layout import is_audio_visual, is_original_config
-from .safetensors_copy import read_safetensors_header
+from .safetensors_copy import indexed_weight_files, read_safetensors_header
 
 
 DEFAULT_MODEL = "DAMO-NLP-SG/VideoLLaMA2-7B-16F"
@@ -24,10 +25,6 @@ class ModelNotFoundError(OSError):
     """The model could be found neither locally nor on the Hub; the message says how to fix it."""
 
 
-def _is_url(path) -> bool:
-    return str(path).startswith(("http://", "https://"))
-
-
 def _no_audio_tower(name: str) -> str:
     return (
         f"{name} has no audio tower, so it cannot hear audio: use an audio-visual checkpoint such as "
@@ -36,8 +33,12 @@ def _no_audio_tower(name: str) -> str:
 
 
 def load_media(video=None, image=None, audio=None, with_audio: bool = False) -> dict:
-    """The chat-message item of one video, image or audio file, checked (or downloaded, for URLs) before any model
-    loads. `with_audio`: the video is heard with its sound, so it must have an audio track."""
+    """The chat-message item of one video, image or audio file (path, `file://` or `http(s)` URL, `data:` URI),
+    checked (URLs downloaded, files decoded up to a first frame) before any model loads, with a one-line error for a
+    file that is missing, empty, of the other kind or unreadable. `with_audio`: the video is heard with its sound, so
+    it must have an audio track."""
+    from .media_sources_videollama2 import media_source
+
     media = (("video", video), ("image", image), ("audio", audio))
     given = [(kind, source) for kind, source in media if source is not None]
     if len(given) != 1:
@@ -45,38 +46,51 @@ def load_media(video=None, image=None, audio=None, with_audio: bool = False) -> 
     (kind, source), hears_video = given[0], with_audio and video is not None
     if with_audio and kind != "video":
         raise ValueError("--with-audio hears the sound track of a video: pass the video with --video.")
-    if _is_url(source):
-        from .video_decoding_videollama2 import download
-
-        data = download(str(source))
-        if kind == "audio" or hears_video:
-            _check_audio_track(data, kind)
-        if kind != "image":
-            return {"type": kind, kind: data}
-        import PIL.Image
-
-        try:
-            picture = PIL.Image.open(io.BytesIO(data))
-            picture.load()
-        except (OSError, SyntaxError) as error:
-            raise ValueError(f"{source} is not an image PIL can read ({error}).") from None
-        return {"type": "image", "image": picture}
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"No such file: {path}")
-    if kind == "video":
-        if path.is_dir():
-            if hears_video:
-                raise ValueError(f"{path} is a folder of frames, which has no sound: drop --with-audio.")
-            if not any(entry.suffix.lower() in IMAGE_EXTENSIONS for entry in path.iterdir()):
-                raise ValueError(f"The folder {path} holds no image files to use as video frames.")
-        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+    openable, name = media_source(str(source), kind)
+    if isinstance(openable, str):  # a local path
+        path = Path(openable).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"No such file: {path}")
+        if kind != "video" and path.is_dir():
+            raise ValueError(f"{path} is a folder; --{kind} takes a file.")
+        if kind == "video" and path.is_dir() and hears_video:
+            raise ValueError(f"{path} is a folder of frames, which has no sound: drop --with-audio.")
+        if kind == "video" and path.suffix.lower() in IMAGE_EXTENSIONS:
             raise ValueError(f"{path} is an image, not a video: pass it with --image (image=...).")
-    elif not path.is_file():
-        raise ValueError(f"{path} is a folder; --{kind} takes a file.")
+        source = str(path)
+    else:
+        source = openable.getvalue()  # downloaded (or decoded) once, checked and used as bytes
+    if kind == "image":
+        picture = _check_image(source, name)
+        return {"type": "image", "path": source} if isinstance(source, str) else {"type": "image", "image": picture}
+    if kind == "video":
+        _check_video(source)
     if kind == "audio" or hears_video:
-        _check_audio_track(path, kind)
-    return {"type": kind, "path": str(path)}
+        _check_audio_track(source, kind)
+    if isinstance(source, str):
+        return {"type": kind, "path": source}
+    if kind == "audio":
+        return {"type": "audio", "audio": source}
+    # transformers passes videos of a chat on as strings (paths, URLs): the bytes travel as a data: URI
+    return {"type": "video", "url": "data:;base64," + base64.b64encode(source).decode()}
+
+
+def _check_image(source, name: str):
+    from .image_processing_videollama2 import open_image
+    from .video_decoding_videollama2 import is_video_file
+
+    try:
+        return open_image(source)
+    except ValueError:
+        if is_video_file(source):
+            raise ValueError(f"{name} is a video, not an image: pass it with --video (videos=...).") from None
+        raise
+
+
+def _check_video(source) -> None:
+    from .video_decoding_videollama2 import check_video
+
+    check_video(source)
 
 
 def _check_audio_track(source, kind: str) -> None:
@@ -87,11 +101,19 @@ def _check_audio_track(source, kind: str) -> None:
 
 def check_model_folder(model_id: str, audio: bool = False) -> bool:
     """For a local folder (returns True): a readable config.json of a VideoLLaMA2 checkpoint (with an audio tower
-    when `audio`) and complete weight files. Hub ids (returns False) are checked by the download."""
+    when `audio`) and complete weight files. Hub ids (returns False) are checked by the download.
+
+    A path that does not exist is "no such folder" at once, not a Hub id to look up: anything a Hub id cannot be
+    (`./x`, `/x`, `~/x`, `a/b/c`, a name with spaces, ...), and `out/x` where a folder `out` exists here."""
     path = Path(model_id).expanduser()
     if not path.is_dir():
-        if path.exists() or str(model_id).startswith(("/", ".", "~")) or str(model_id).count("/") != 1:
-            raise ModelNotFoundError(f"No such model folder: {model_id}")
+        local_parent = path.parent != Path(".") and path.parent.is_dir()
+        if path.exists() or local_parent or not looks_like_repo_id(str(model_id)):
+            where = f" ({path.parent} holds no {path.name})" if local_parent and not path.exists() else ""
+            raise ModelNotFoundError(
+                f"No such model folder: {model_id}{where}. Pass a converted or downloaded checkpoint folder, or a "
+                "Hub repo id (organization/name)."
+            )
         return False
     try:
         config = json.loads((path / "config.json").read_text())
@@ -106,6 +128,7 @@ def check_model_folder(model_id: str, audio: bool = False) -> bool:
         )
     if audio and config.get("audio_config") is None and not is_audio_visual(config):
         raise ValueError(_no_audio_tower(str(path)))
+    indexed_weight_files(path)  # a shard missing from a download fails here, with the file named
     for shard in sorted(path.glob("*.safetensors")):
         read_safetensors_header(shard)  # a truncated download fails here, with the file named
     return True
@@ -160,7 +183,8 @@ def load_model_and_processor(
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     from .configuration_videollama2 import VideoLlama2Config
-    from .original_checkpoint import load_original_config
+    from .original_checkpoint import load_original_config, load_original_processor
+    from .original_layout import is_original_config, read_json
     from .processing_videollama2 import VideoLlama2Processor
 
     try:
@@ -178,7 +202,10 @@ def load_model_and_processor(
     model = AutoModelForImageTextToText.from_pretrained(
         model_id, config=config, dtype=resolve_dtype(dtype), device_map=device
     )
-    processor = VideoLlama2Processor.from_pretrained(model_id)  # also reads the original layout
+    if is_original_config(read_json(model_id, "config.json")):  # a release: no processor files
+        processor = load_original_processor(model_id)
+    else:
+        processor = VideoLlama2Processor.from_pretrained(model_id)
     return model.eval(), processor
 
 

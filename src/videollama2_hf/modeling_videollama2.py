@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel
+from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import (
@@ -15,14 +16,14 @@ from transformers.modeling_outputs import (
 )
 from transformers.modeling_utils import PreTrainedModel, slice_logits_to_keep
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, logging
+from transformers.utils import TransformersKwargs, logging, torch_compilable_check
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
 
 from .configuration_videollama2 import VideoLlama2Config
-from .modeling_beats import VideoLlama2AudioEncoder
-from .token_counts_videollama2 import MEAN_POOL_CONNECTORS, SAMPLER_PADDING, mlp_projector_depth, num_visual_tokens
+from .modeling_videollama2_audio import VideoLlama2AudioEncoder
+from .token_counts_videollama2 import CONNECTORS, num_visual_tokens
 
 
 logger = logging.get_logger(__name__)
@@ -111,15 +112,15 @@ class VideoLlama2RegStage(nn.Module):
 
 
 class VideoLlama2ProjectorMLP(nn.Module):
-    """Linear, then (depth - 1) x [GELU, Linear]."""
+    """Linear, then (depth - 1) x [activation, Linear]."""
 
-    def __init__(self, in_features: int, out_features: int, depth: int):
+    def __init__(self, in_features: int, out_features: int, depth: int, hidden_act: str = "gelu"):
         super().__init__()
         self.depth = depth
         self.linear_1 = nn.Linear(in_features, out_features)
         for index in range(2, depth + 1):
             self.add_module(f"linear_{index}", nn.Linear(out_features, out_features))
-        self.act = nn.GELU()
+        self.act = ACT2FN[hidden_act]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.linear_1(hidden_states)
@@ -128,11 +129,23 @@ class VideoLlama2ProjectorMLP(nn.Module):
         return hidden_states
 
 
+def rearranged(
+    tensor: torch.Tensor,
+    shape: tuple[int, ...],
+    permutation: tuple[int, ...],
+    final_shape: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """einops' `rearrange` as it runs on torch: reshape, permute, then reshape to the final shape (the permuted shape
+    when none is given), each a view where torch can make one."""
+    permuted = tensor.reshape(shape).permute(permutation)
+    return permuted.reshape(final_shape if final_shape is not None else permuted.shape)
+
+
 class VideoLlama2MultiModalProjector(nn.Module):
     """Maps per-frame patch features (batch, frames, patches, vision_hidden) to LLM tokens (batch, tokens, hidden).
 
     STC/STP connectors: RegStage per frame -> 3D sampler over (time, height, width) -> RegStage -> MLP readout,
-    tokens ordered time-major, then row, then column. `mlp2x_gelu` / `linear`: mean over frames, then the MLP.
+    tokens ordered time-major, then row, then column. The `mlp` connector: mean over frames, then the MLP.
     """
 
     def __init__(self, config: VideoLlama2Config):
@@ -140,26 +153,27 @@ class VideoLlama2MultiModalProjector(nn.Module):
         vision_hidden = config.vision_config.hidden_size
         text_hidden = config.text_config.hidden_size
         self.projector_type = config.projector_type
+        self.connector = CONNECTORS[config.projector_type]
         self.grid_size = config.vision_grid_size
         self.downsample = tuple(config.projector_downsample)
-        if self.projector_type in MEAN_POOL_CONNECTORS:
-            depth = mlp_projector_depth(self.projector_type)
-            self.readout = VideoLlama2ProjectorMLP(vision_hidden, text_hidden, depth)
+        mlp = (config.projector_mlp_depth, config.projector_hidden_act)
+        if self.connector.sampler is None:
+            self.readout = VideoLlama2ProjectorMLP(vision_hidden, text_hidden, *mlp)
             return
         downsample = self.downsample
         self.s1 = VideoLlama2RegStage(config.projector_depth, vision_hidden, text_hidden)
-        if self.projector_type == "stp_connector":
-            self.sampler = nn.AvgPool3d(downsample)
+        if self.connector.sampler == "avg_pool":
+            self.sampler = nn.AvgPool3d(downsample, padding=self.connector.padding)
         else:
             self.sampler = nn.Conv3d(
-                text_hidden, text_hidden, downsample, stride=downsample, padding=SAMPLER_PADDING[self.projector_type]
+                text_hidden, text_hidden, downsample, stride=downsample, padding=self.connector.padding
             )
         self.sampler_act = nn.SiLU()
         self.s2 = VideoLlama2RegStage(config.projector_depth, text_hidden, text_hidden)
-        self.readout = VideoLlama2ProjectorMLP(text_hidden, text_hidden, config.projector_mlp_depth)
+        self.readout = VideoLlama2ProjectorMLP(text_hidden, text_hidden, *mlp)
 
     def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
-        if self.projector_type in MEAN_POOL_CONNECTORS:
+        if self.connector.sampler is None:
             return self.readout(frame_features.mean(1))
         batch_size, num_frames, num_patches, channels = frame_features.shape
         grid = self.grid_size
@@ -169,20 +183,30 @@ class VideoLlama2MultiModalProjector(nn.Module):
                 "Check `vision_feature_select_strategy` ('default' drops CLIP's CLS token)."
             )
         num_visual_tokens(self.projector_type, grid, num_frames, self.downsample)  # clear error for too few frames
-        # Every rearrangement is a view (copied only where a reshape must), as the original's einops calls are: the
-        # frames reach the convolutions channels-last in memory, which picks the same kernels as the original (its
-        # bf16 output, bit for bit) and saves a copy of the features per stage.
-        # (b, t, h*w, d) -> (b*t, d, h, w)
-        hidden_states = frame_features.reshape(batch_size * num_frames, grid, grid, channels).permute(0, 3, 1, 2)
+        # Each rearrangement takes the original's three einops steps (reshape, permute, reshape), so that every
+        # convolution gets the memory layout the original gives it, down to the strides of size-1 dimensions (the
+        # final reshape recomputes those): kernels pick their algorithm, hence their bf16 rounding, by layout, so other
+        # views of the same values change the bf16 output at the releases' widths (measured from 512 channels up).
+        hidden_states = rearranged(  # (b, t, h*w, d) -> (b*t, d, h, w)
+            frame_features, (batch_size * num_frames, grid, grid, channels), (0, 3, 1, 2)
+        )
         hidden_states = self.s1(hidden_states)
-        # (b*t, d, h, w) -> (b, d, t, h, w), sampled over time and space.
-        hidden_states = hidden_states.unflatten(0, (batch_size, num_frames)).transpose(1, 2)
+        hidden = hidden_states.shape[1]
+        hidden_states = rearranged(  # (b*t, d, h, w) -> (b, d, t, h, w), sampled over time and space
+            hidden_states, (batch_size, num_frames, hidden, grid, grid), (0, 2, 1, 3, 4)
+        )
         hidden_states = self.sampler_act(self.sampler(hidden_states))
-        new_frames = hidden_states.shape[2]
-        hidden_states = self.s2(hidden_states.transpose(1, 2).flatten(0, 1))
-        # (b*t', d, h', w') -> (b, t'*h'*w', d)
-        hidden_states = hidden_states.unflatten(0, (batch_size, new_frames)).permute(0, 1, 3, 4, 2)
-        hidden_states = hidden_states.reshape(batch_size, -1, hidden_states.shape[-1])
+        _, _, new_frames, height, width = hidden_states.shape
+        hidden_states = rearranged(  # (b, d, t', h', w') -> (b*t', d, h', w')
+            hidden_states, hidden_states.shape, (0, 2, 1, 3, 4), (batch_size * new_frames, hidden, height, width)
+        )
+        hidden_states = self.s2(hidden_states)
+        hidden_states = rearranged(  # (b*t', d, h', w') -> (b, t'*h'*w', d)
+            hidden_states,
+            (batch_size, new_frames, hidden, height, width),
+            (0, 1, 3, 4, 2),
+            (batch_size, new_frames * height * width, hidden),
+        )
         return self.readout(hidden_states)
 
 
@@ -201,13 +225,6 @@ class VideoLlama2PreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["VideoLlama2MultiModalProjector"]
     _skip_keys_device_placement = ["past_key_values", "cache"]
-    # Tensors of the audio-visual release that no part reads (see `original_layout.ORIGINAL_UNUSED_KEY_PATTERNS`):
-    # BEATs' AudioSet classifier and the per-layer copies of its shared relative-position table.
-    _keys_to_ignore_on_load_unexpected = [
-        r"audio_tower\.predictor\.",
-        r"audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
-    ]
-
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
@@ -242,7 +259,8 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
             self.audio_projector = VideoLlama2ProjectorMLP(
                 config.audio_config.hidden_size,
                 config.text_config.hidden_size,
-                mlp_projector_depth(config.audio_projector_type),
+                config.audio_projector_depth,
+                config.audio_projector_hidden_act,
             )
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
@@ -372,13 +390,16 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
             placeholder_id = torch.full((), token_id, dtype=torch.long, device=inputs_embeds.device)
             placeholder = embeddings(placeholder_id).to(inputs_embeds.dtype)
             mask = (inputs_embeds == placeholder).all(-1)
-        num_tokens, num_features = int(mask.sum()), features.shape[0]
-        if num_tokens != num_features:
-            raise ValueError(
-                f"{modality.capitalize()} features and {modality} tokens do not match: the prompt holds {num_tokens} "
-                f"<{modality}> tokens but the {modality} inputs give {num_features} features. Write exactly one "
-                f"<{modality}> per {modality} and let the processor expand it (check truncation and `num_frames`)."
-            )
+        num_tokens = mask.sum()  # a tensor: checked without a host sync, so that compiled graphs do not break
+        torch_compilable_check(
+            num_tokens == features.shape[0],
+            lambda: (
+                f"{modality.capitalize()} features and {modality} tokens do not match: the prompt holds "
+                f"{int(num_tokens)} <{modality}> tokens but the {modality} inputs give {features.shape[0]} features. "
+                f"Write exactly one <{modality}> per {modality} and let the processor expand it (check truncation and "
+                "`num_frames`)."
+            ),
+        )
         return mask
 
     @can_return_tuple
@@ -405,21 +426,23 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         """
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        if (pixel_values is not None or pixel_values_videos is not None) and mm_encoder_outputs is not None:
-            raise ValueError("You cannot pass both raw pixels and `mm_encoder_outputs`.")
+        raw_inputs = {"image": pixel_values, "video": pixel_values_videos, "audio": input_features}
+        for modality, raw_input in raw_inputs.items():
+            if raw_input is not None and (mm_encoder_outputs or {}).get(modality) is not None:
+                raise ValueError(f"You cannot pass both raw {modality} inputs and `mm_encoder_outputs['{modality}']`.")
 
         if inputs_embeds is None:
             inputs_embeds = self._embed_ids(input_ids)
 
         mm_encoder_outputs = dict(mm_encoder_outputs) if mm_encoder_outputs is not None else {}
-        if mm_encoder_outputs.get("image") is None and pixel_values is not None:
+        if pixel_values is not None:
             mm_encoder_outputs["image"] = self.get_image_features(
                 pixel_values=pixel_values,
                 vision_feature_layer=vision_feature_layer,
                 vision_feature_select_strategy=vision_feature_select_strategy,
                 return_dict=True,
             )
-        if mm_encoder_outputs.get("video") is None and pixel_values_videos is not None:
+        if pixel_values_videos is not None:
             mm_encoder_outputs["video"] = self.get_video_features(
                 pixel_values_videos=pixel_values_videos,
                 vision_feature_layer=vision_feature_layer,
@@ -427,8 +450,6 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
                 return_dict=True,
             )
         if input_features is not None:
-            if mm_encoder_outputs.get("audio") is not None:
-                raise ValueError("You cannot pass both raw `input_features` and `mm_encoder_outputs['audio']`.")
             mm_encoder_outputs["audio"] = self.get_audio_features(input_features, return_dict=True)
         # Without features, placeholder ids are ordinary tokens, as in transformers' own VLMs: assisted decoding and
         # text-only checks run such steps. A prompt whose media were forgotten is caught by `generate` at prefill.

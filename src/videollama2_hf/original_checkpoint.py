@@ -1,14 +1,17 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""Load the released DAMO-NLP-SG checkpoints (original layout) directly through the Auto classes, no conversion step.
+"""Load the released DAMO-NLP-SG checkpoints (original layout) without a conversion step.
 
-After `import videollama2_hf` (which calls `register_original_checkpoints`):
+After `import videollama2_hf` (which calls `register_original_checkpoints`), through transformers' public
+registration hooks only (the model files know nothing of this layout):
 
 * `AutoConfig.from_pretrained(release)` reads the original config.json (model_type `videollama2_mistral`,
   `videollama2_mixtral`, `videollama2_qwen2` or `videollama2_llama`) and returns a `VideoLlama2Config`;
 * `AutoModelForImageTextToText.from_pretrained(release)` renames the original tensor names at load time. The
-  renaming is one-way: `save_pretrained` of such a model writes the transformers layout;
-* `AutoProcessor.from_pretrained(release)` builds the processor from the release's tokenizer and its vision tower's
-  preprocessing settings.
+  renaming is one-way: `save_pretrained` of such a model writes the transformers layout.
+
+A release carries no processor files: `load_original_processor(release)` builds its processor from the release's
+tokenizer and its vision tower's preprocessing settings (`save_pretrained` it beside the model to get a folder that
+`AutoProcessor` reads).
 
 Everything these readers know about the layout comes from `original_layout`; `vision_tower=` (a folder or Hub id)
 points at the tower's config when the presets and the checkpoint do not have it (see `resolve_vision_tower`).
@@ -96,22 +99,13 @@ def load_original_config(path_or_repo_id, vision_tower=None, **kwargs) -> VideoL
     )
 
 
-def original_processor(
-    path_or_repo_id, vision_tower=None, original_config: dict | None = None, **kwargs
-) -> VideoLlama2Processor:
-    """`VideoLlama2Processor` of a release: its tokenizer, its tower's preprocessing, its config (and, for an
-    audio-visual release, the original's filterbank). `original_config`: its config.json, when already read."""
-    original_config = original_config or _read_original_config(path_or_repo_id, **kwargs)
-    tokenizer = load_original_tokenizer(path_or_repo_id, audio=is_audio_visual(original_config), **hub_kwargs(kwargs))
-    config, tower = _translate(original_config, path_or_repo_id, vision_tower, tokenizer, **kwargs)
-    settings = processor_settings(tower["image_processor"], config)
-    image_settings = {key: value for key, value in settings["image_processor"].items() if not key.endswith("_type")}
-    audio = {}
-    if "feature_extractor" in settings:
-        features = {key: value for key, value in settings["feature_extractor"].items() if not key.endswith("_type")}
-        audio = {"feature_extractor": VideoLlama2FeatureExtractor(**features)}
+def build_processor(tokenizer, tower_image_processor: dict, config: dict) -> VideoLlama2Processor:
+    """The `VideoLlama2Processor` of a release from its tokenizer (`load_original_tokenizer`), its tower's
+    preprocessor_config.json and its `VideoLlama2Config` keyword arguments (`convert_config`)."""
+    settings = processor_settings(tower_image_processor, config)
+    audio = {"feature_extractor": VideoLlama2FeatureExtractor()} if "audio_config" in config else {}
     return VideoLlama2Processor(
-        image_processor=VideoLlama2ImageProcessor(**image_settings),
+        image_processor=VideoLlama2ImageProcessor(**settings["image_processor"]),
         video_processor=VideoLlama2VideoProcessor(**settings["video_processor"]),
         tokenizer=tokenizer,
         chat_template=load_chat_template(config["text_config"]["model_type"]),
@@ -120,15 +114,15 @@ def original_processor(
     )
 
 
-def _processor_of_release(path_or_repo_id, vision_tower=None, **kwargs) -> VideoLlama2Processor | None:
-    """`VideoLlama2Processor.from_pretrained` reader: the processor of a release, None for any other folder."""
-    hub_options = hub_kwargs(kwargs)
-    if read_json(path_or_repo_id, "processor_config.json", **hub_options) is not None:
-        return None
-    original_config = read_json(path_or_repo_id, "config.json", **hub_options)
-    if not is_original_config(original_config):
-        return None
-    return original_processor(path_or_repo_id, vision_tower, original_config, **kwargs)
+def load_original_processor(
+    path_or_repo_id, vision_tower=None, original_config: dict | None = None, **kwargs
+) -> VideoLlama2Processor:
+    """`VideoLlama2Processor` of a release: its tokenizer, its tower's preprocessing, its config (and, for an
+    audio-visual release, the original's filterbank). `original_config`: its config.json, when already read."""
+    original_config = original_config or _read_original_config(path_or_repo_id, **kwargs)
+    tokenizer = load_original_tokenizer(path_or_repo_id, audio=is_audio_visual(original_config), **hub_kwargs(kwargs))
+    config, tower = _translate(original_config, path_or_repo_id, vision_tower, tokenizer, **kwargs)
+    return build_processor(tokenizer, tower["image_processor"], config)
 
 
 class VideoLlama2OriginalConfig(PreTrainedConfig):
@@ -148,14 +142,6 @@ class VideoLlama2OriginalConfig(PreTrainedConfig):
         for key in HUB_KWARGS + ("_commit_hash",):
             kwargs.pop(key, None)
         return VideoLlama2Config.from_dict(hf_dict, **kwargs)
-
-
-def _config_of_release(config_dict: dict, path_or_repo_id, kwargs: dict) -> dict | None:
-    """`VideoLlama2Config.from_pretrained` reader: a release's config.json translated, None for any other layout."""
-    if not is_original_config(config_dict):
-        return None
-    vision_tower = kwargs.pop("vision_tower", None)
-    return original_config_to_dict(config_dict, str(path_or_repo_id), vision_tower, **kwargs)
 
 
 class VideoLlama2OriginalMixtralConfig(VideoLlama2OriginalConfig):
@@ -199,22 +185,17 @@ def original_key_renamings() -> list[WeightRenaming]:
 
 
 def register_original_checkpoints() -> None:
-    """Make the releases load through the Auto classes and the `from_pretrained` of our own classes."""
+    """Make the releases load through `AutoConfig` and the Auto model classes."""
     for config_class in ORIGINAL_CONFIG_CLASSES:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     # keyed by model_type: covers VideoLlama2ForConditionalGeneration and VideoLlama2Model
     register_checkpoint_conversion_mapping(VideoLlama2Config.model_type, original_key_renamings(), overwrite=True)
-    for readers, reader in (
-        (VideoLlama2Config.layout_readers, _config_of_release),
-        (VideoLlama2Processor.layout_readers, _processor_of_release),
-    ):
-        if reader not in readers:
-            readers.append(reader)
 
 
 __all__ = [
+    "build_processor",
     "load_original_config",
+    "load_original_processor",
     "original_config_to_dict",
-    "original_processor",
     "register_original_checkpoints",
 ]

@@ -35,6 +35,9 @@ ORIGINAL_TO_HF_KEY_PATTERNS: list[tuple[str, str]] = [
         r"^model\.audio_tower\.encoder\.layers\.0\.self_attn\.relative_attention_bias\.",
         "model.audio_tower.encoder.relative_attention_bias.",
     ),
+    # BEATs' relative-position gate, with the names of transformers' WavLM (the same gate)
+    (r"^(model\.audio_tower\.encoder\.layers\.\d+\.self_attn\.)grep_linear\.", r"\1gru_rel_pos_linear."),
+    (r"^(model\.audio_tower\.encoder\.layers\.\d+\.self_attn\.)grep_a$", r"\1gru_rel_pos_const"),
     (r"^model\.audio_tower\.", "model.audio_tower."),
     *[(rf"^model\.mm_projector_a\.{2 * i}\.", f"model.audio_projector.linear_{i + 1}.") for i in range(2)],
     (r"^model\.vision_tower\.vision_tower\.vision_model\.", "model.vision_tower."),
@@ -282,6 +285,37 @@ def local_tensor_shapes(path_or_repo_id) -> dict[str, list[int]] | None:
     return {name: shape for header in headers for name, (_, shape, _, _) in header.tensors.items()}
 
 
+def _mlp_depth(projector_type: str) -> int | None:
+    """Linear layers of the original's MLP projector names: 1 for `linear`, N for `mlp<N>x_gelu`; None otherwise."""
+    if projector_type == "linear":
+        return 1
+    match = re.fullmatch(r"mlp(\d+)x_gelu", projector_type)
+    return int(match.group(1)) if match and int(match.group(1)) >= 1 else None
+
+
+def projector_settings(original_config: dict) -> dict:
+    """`VideoLlama2Config` connector fields of a release's `mm_projector_type` (and, for an audio-visual release,
+    `mm_projector_a_type`): the STC/STP connectors keep their names, the original's `linear` / `mlp<N>x_gelu`
+    mean-pool projectors become the `mlp` connector of that depth."""
+    projector_type = original_config.get("mm_projector_type", "linear")
+    depth = _mlp_depth(projector_type)
+    settings = (
+        {"projector_type": projector_type}
+        if depth is None
+        else {"projector_type": "mlp", "projector_mlp_depth": depth}
+    )
+    if is_audio_visual(original_config):
+        audio_type = original_config.get("mm_projector_a_type", "mlp2x_gelu")
+        audio_depth = _mlp_depth(audio_type)
+        if audio_depth is None:
+            raise ValueError(
+                f"Unsupported mm_projector_a_type {audio_type!r}: VideoLLaMA2.1-AV releases use 'linear' or "
+                "'mlp<N>x_gelu'."
+            )
+        settings["audio_projector_depth"] = audio_depth
+    return settings
+
+
 def convert_config(
     original_config: dict,
     vision_tower_config: dict,
@@ -307,7 +341,7 @@ def convert_config(
     return {
         "text_config": text_config,
         "vision_config": vision_config,
-        "projector_type": original_config.get("mm_projector_type", "linear"),
+        **projector_settings(original_config),
         "num_frames": original_config.get("num_frames") or DEFAULT_NUM_FRAMES,
         "vision_feature_layer": original_config.get("mm_vision_select_layer", -2),
         "vision_feature_select_strategy": "default" if has_cls and select_feature == "patch" else "full",
@@ -317,7 +351,6 @@ def convert_config(
         **(
             {
                 "audio_config": audio_config or audio_encoder_config(),
-                "audio_projector_type": original_config.get("mm_projector_a_type", "mlp2x_gelu"),
                 "audio_token_id": audio_token_id,
             }
             if is_audio_visual(original_config)
@@ -475,13 +508,12 @@ _PIXEL_SETTINGS = (
 
 
 def processor_settings(image_processor_settings: dict, config: dict) -> dict:
-    """The processor of a release as plain settings: `{"image_processor", "video_processor", "processor"}` (and, for an
-    audio-visual release, `"feature_extractor"`: the filterbank of the original, the feature extractor's defaults).
+    """The processor of a release as keyword arguments: `{"image_processor", "video_processor", "processor"}`.
 
     `config` holds `VideoLlama2Config` keyword arguments (`convert_config`). Images and video frames get exactly the
-    tower's pixel pipeline with PIL, whose bicubic resize is what the original computed: `VideoLlama2ImageProcessor`
-    (named in the settings, so that every loading path, `AutoImageProcessor` included, gives PIL pixels) and the
-    video processor, with every pixel setting written out since both classes default to CLIP's.
+    tower's pixel pipeline with PIL, whose bicubic resize is what the original computed, with every pixel setting
+    written out since both processor classes default to CLIP's. (An audio-visual release adds the filterbank
+    extractor with its defaults, the original's.)
     """
     tower_type = config["vision_config"]["model_type"]
     settings = {key: value for key, value in image_processor_settings.items() if key in _PIXEL_SETTINGS}
@@ -495,14 +527,8 @@ def processor_settings(image_processor_settings: dict, config: dict) -> dict:
     pixels = {**_TOWER_PIXEL_DEFAULTS[tower_type], **settings}
     if not pixels["do_center_crop"]:
         pixels["crop_size"] = None
-    audio = (
-        {"feature_extractor": {"feature_extractor_type": "VideoLlama2FeatureExtractor"}}
-        if "audio_config" in config
-        else {}
-    )
     return {
-        **audio,
-        "image_processor": {"image_processor_type": "VideoLlama2ImageProcessor", **pixels},
+        "image_processor": pixels,
         "video_processor": {**pixels, "num_frames": config["num_frames"]},
         "processor": {
             "projector_type": config["projector_type"],

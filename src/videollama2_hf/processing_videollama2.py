@@ -2,7 +2,6 @@
 """VideoLLaMA2 processor: image/video processors + tokenizer (+ the filterbank extractor of audio-visual models);
 each `<image>`/`<video>`/`<audio>` becomes its token run."""
 
-from collections.abc import Callable
 from numbers import Number
 
 from transformers.processing_utils import MultiModalData, OmniModalProcessorMixin
@@ -102,8 +101,8 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
             )
         if self.audio_token is None:
             raise ValueError(
-                "An audio-visual processor needs a tokenizer with an <audio> token: load it with "
-                "`load_original_tokenizer(path, audio=True)` or add `audio_token` as an extra special token."
+                "An audio-visual processor needs a tokenizer with an <audio> token: add it as an extra special token "
+                '(`extra_special_tokens={"audio_token": "<audio>"}`).'
             )
         return feature_extractor
 
@@ -125,20 +124,6 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
     def model_input_names(self) -> list[str]:
         names = super().model_input_names
         return names if self.feature_extractor is None else names + list(self.feature_extractor.model_input_names)
-
-    # Readers of checkpoint layouts that carry no processor files: `original_checkpoint` adds the one for the
-    # released DAMO-NLP-SG checkpoints when the package is imported. Each returns a processor or None.
-    layout_readers: list[Callable] = []
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Also reads a released checkpoint in the original layout when the package is imported (then
-        `vision_tower=` may name the tower's folder or repo, see `original_layout.resolve_vision_tower`)."""
-        for read_layout in cls.layout_readers:
-            processor = read_layout(pretrained_model_name_or_path, **kwargs)
-            if processor is not None:
-                return processor
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def __call__(self, images=None, text=None, videos=None, audio=None, audio_from_video_indices=None, **kwargs):
         """transformers' omni-modal processing. Audio files, URLs and the sound of videos are decoded here, at the

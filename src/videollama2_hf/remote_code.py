@@ -19,6 +19,12 @@ MODEL_AUTO_MAP = {
     "AutoModelForImageTextToText": "modeling_videollama2.VideoLlama2ForConditionalGeneration",
 }
 PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_videollama2.VideoLlama2Processor"}
+# The Auto class of each part of a processor, for `save_pretrained` to write its `auto_map` entry and copy its code.
+AUTO_CLASSES_OF_PROCESSOR_PARTS = {
+    "image_processor": "AutoImageProcessor",
+    "video_processor": "AutoVideoProcessor",
+    "feature_extractor": "AutoFeatureExtractor",
+}
 IMAGE_PROCESSOR_AUTO_MAP = {
     **PROCESSOR_AUTO_MAP,
     "AutoImageProcessor": "image_processing_videollama2.VideoLlama2ImageProcessor",
@@ -88,6 +94,7 @@ def add_vqa_pipeline_to_folder(folder) -> Path:
 
 
 __all__ = [
+    "AUTO_CLASSES_OF_PROCESSOR_PARTS",
     "FEATURE_EXTRACTOR_AUTO_MAP",
     "IMAGE_PROCESSOR_AUTO_MAP",
     "MODEL_AUTO_MAP",

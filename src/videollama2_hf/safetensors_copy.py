@@ -374,6 +374,32 @@ def _tensor_bytes(tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy())
 
 
+# Index files of sharded weights, and the single file a folder without one holds; safetensors preferred.
+WEIGHT_INDEXES = {
+    "model.safetensors.index.json": "model.safetensors",
+    "pytorch_model.bin.index.json": "pytorch_model.bin",
+}
+
+
+def indexed_weight_files(directory: Path, what: str = "the checkpoint") -> list[Path] | None:
+    """The weight files the index of `directory` lists (its single weight file when it has no index), or None when it
+    has neither; a listed file that is missing (an incomplete download) is a `FileNotFoundError` naming it."""
+    for index_name, single in WEIGHT_INDEXES.items():
+        index = directory / index_name
+        if index.is_file():
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            missing = [name for name in files if not (directory / name).is_file()]
+            if missing:
+                raise FileNotFoundError(
+                    f"Missing shard(s) of {what} in {directory}: {', '.join(missing)} (listed in {index_name}). "
+                    "The download is incomplete: download the missing files again (Hub downloads resume)."
+                )
+            return [directory / name for name in files]
+        if (directory / single).is_file():
+            return [directory / single]
+    return None
+
+
 def write_index(shards: list[Shard], folder: Path) -> None:
     weight_map = {tensor.name: shard.filename for shard in shards for tensor in shard.tensors}
     index = {

@@ -1,34 +1,36 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
-"""How many LLM positions an image, a video or an audio clip becomes: the connector geometry and the formulas built
-on it.
+"""How many LLM positions an image, a video or an audio clip becomes: the table of connector types and the
+formulas built on it.
 
 Plain Python (no torch, no transformers), so that the processor, the model, the config, `videollama2-hf info` and
 the tests all count with the same function, and the command line can count without importing a tensor library.
 """
 
-import re
+from dataclasses import dataclass
 
 
-# Connector types the original `build_vision_projector` + `temporal_aggregator` accept end to end.
-# `spatial_conv`/`spatial_pool` only run when vision and text widths coincide, `identity` is rejected by the
-# original aggregator, so neither is offered here.
-STC_CONNECTORS = ("stc_connector", "stc_connector_v35", "stp_connector")
-MEAN_POOL_CONNECTORS = ("mlp2x_gelu", "linear")
-SUPPORTED_PROJECTOR_TYPES = STC_CONNECTORS + MEAN_POOL_CONNECTORS
+@dataclass(frozen=True)
+class Connector:
+    """What a connector type does between the vision tower and the language model: the one table that the model
+    (which modules it builds), the token counts and the config's validation read.
 
-# Zero padding of the connector's temporal/spatial sampler (Conv3d or AvgPool3d, kernel == stride): only
-# `stc_connector` pads.
-SAMPLER_PADDING = {"stc_connector": 1, "stc_connector_v35": 0, "stp_connector": 0}
+    `sampler` is the 3-D (time, height, width) downsampler between the connector's two RegNet stages: a strided
+    convolution (`"conv"`, zero-padded by `padding` on every side) or an average pool (`"avg_pool"`); `None` for the
+    MLP connector, which averages the frames and projects every patch. The padding changes the token count as much as
+    the Conv3d, so it lives here once.
+    """
+
+    sampler: str | None
+    padding: int = 0
+
+
+CONNECTORS = {
+    "stc_connector": Connector(sampler="conv", padding=1),  # VideoLLaMA2
+    "stc_connector_v35": Connector(sampler="conv"),  # VideoLLaMA2.1
+    "stp_connector": Connector(sampler="avg_pool"),
+    "mlp": Connector(sampler=None),
+}
 DEFAULT_DOWNSAMPLE = (2, 2, 2)  # (time, height, width) kernel and stride of the sampler
-
-
-def mlp_projector_depth(projector_type: str) -> int | None:
-    """Linear layers of an MLP projector (the mean-pool connectors' and the audio projector's): 1 for `linear`, N for
-    `mlp<N>x_gelu`; None for any other type."""
-    if projector_type == "linear":
-        return 1
-    match = re.fullmatch(r"mlp(\d+)x_gelu", projector_type)
-    return int(match.group(1)) if match and int(match.group(1)) >= 1 else None
 
 
 # Frames per clip when a release's config.json does not say (the original's NUM_FRAMES).
@@ -54,13 +56,12 @@ def num_visual_tokens(
     `grid_size` is the side of the vision tower's patch grid (image_size // patch_size); images are replicated to
     `num_frames`, so they cost the same as a video of that length.
     """
-    if projector_type in MEAN_POOL_CONNECTORS:  # frames are averaged before the projector
+    if projector_type not in CONNECTORS:
+        raise ValueError(f"Unsupported projector type {projector_type!r}; expected one of {sorted(CONNECTORS)}.")
+    connector = CONNECTORS[projector_type]
+    if connector.sampler is None:  # frames are averaged before the projector
         return grid_size * grid_size
-    if projector_type not in STC_CONNECTORS:
-        raise ValueError(
-            f"Unsupported projector type {projector_type!r}; expected one of {SUPPORTED_PROJECTOR_TYPES}."
-        )
-    padding = SAMPLER_PADDING[projector_type]
+    padding = connector.padding
     stride_t, stride_h, stride_w = downsample
     if num_frames + 2 * padding < stride_t:
         raise ValueError(
@@ -101,8 +102,8 @@ def num_audio_tokens(num_frames: int, num_mel_bins: int, patch_size: int) -> int
 
 
 __all__ = [
+    "CONNECTORS",
     "DEFAULT_NUM_FRAMES",
-    "SUPPORTED_PROJECTOR_TYPES",
     "num_audio_tokens",
     "num_fbank_frames",
     "num_visual_tokens",

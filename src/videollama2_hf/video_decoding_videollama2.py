@@ -1,15 +1,19 @@
 # Copyright 2026 The videollama2-hf authors. Licensed under the Apache License, Version 2.0.
 """Reading videos for VideoLLaMA2: PyAV for video files, PIL for GIFs and folders of frame images, and the sorting
-of what users pass (paths, URLs, bytes, file objects, arrays, frame lists, batches) into one entry per video.
+of what users pass (paths, URLs, `data:` URIs, bytes, file objects, arrays, frame lists, batches) into one entry per
+video.
 
 The PyAV reader indexes packets first (decord's frame numbering), seeks to the key frame before each wanted frame and
 lets FFmpeg skip the non-reference frames nobody wants, so that the wanted frames come out bit-identical to a full
 decode while most of the video is never decoded. Decoded frames are yielded one by one and still in the decoder's
 format, so that the decoding thread only decodes and the caller converts and processes each frame elsewhere.
+
+Frames come out upright: a video whose container says to rotate it (phones record portrait videos as rotated
+landscape frames) is turned as players show it, unless `apply_rotation=False` asks for the coded frames, which is
+what the original's decord returned.
 """
 
 import bisect
-import io
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +24,9 @@ import PIL.Image
 import torch
 from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
+
+from .image_processing_videollama2 import load_image, open_image
+from .media_sources_videollama2 import check_not_empty, is_video_source, media_source
 
 
 logger = logging.get_logger(__name__)
@@ -32,15 +39,6 @@ FRAME_FOLDER_FPS = 3.0
 # seek, costs more than it saves (measured on 2 cores: 640x360 H.264 10-20% slower with it, 1080p 25% faster).
 # Below this size, decode with slice threads (FFmpeg's default), which help whenever a stream has several slices.
 FRAME_THREADING_MIN_PIXELS = 1280 * 720
-
-
-class MediaUnavailableError(OSError, ValueError):
-    """Media that cannot be read from where it was said to be (a failed download, a missing file). An `OSError` like
-    any I/O failure, and a `ValueError`: servers answer those with 400 (the request's fault), not 500."""
-
-
-class MediaNotFoundError(MediaUnavailableError, FileNotFoundError):
-    """No media file at the path given."""
 
 
 def frame_indices_to_read(
@@ -64,6 +62,55 @@ def _import_av():
     return av
 
 
+def ffmpeg_reason(error) -> str:
+    """FFmpeg's reason in words ("Invalid data found when processing input"), without the error number and file name
+    PyAV puts around it."""
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+@contextmanager
+def ffmpeg_errors(name: str):
+    """FFmpeg errors become one-line `ValueError`s naming the file and the fix."""
+    av = _import_av()
+    try:
+        yield
+    except av.FFmpegError as error:
+        raise ValueError(
+            f"Could not decode {name} ({ffmpeg_reason(error)}): the file is corrupt, truncated, unreadable or not a "
+            "video FFmpeg can read. Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
+        ) from error
+
+
+def check_frame_size(width: int, height: int, name: str) -> None:
+    """Refuse frames larger than Pillow's decompression-bomb limit (twice `PIL.Image.MAX_IMAGE_PIXELS`), the same
+    limit images have: a few kilobytes of a crafted file must not make every frame cost gigabytes."""
+    limit = PIL.Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > 2 * limit:
+        raise ValueError(
+            f"{name} has {width}x{height} frames ({width * height / 1e6:.0f} megapixels), over the "
+            f"{2 * limit / 1e6:.0f}-megapixel limit against decompression bombs. Downscale it first, or raise "
+            "`PIL.Image.MAX_IMAGE_PIXELS` if you trust the file."
+        )
+
+
+def _video_stream(container, name: str):
+    """The first video stream of an opened container, or a one-line error saying what the file is instead."""
+    if not container.streams.video:
+        kind = " (an audio file?)" if container.streams.audio else ""
+        raise ValueError(
+            f"{name} has no video stream{kind}. Pass a video file, an image folder or frames"
+            + (", and audio as audio (`audio=`, `--audio`)." if kind else ".")
+        )
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        raise ValueError(
+            f"{name} is a still image, not a video: pass it as an image (a video would be padded with black "
+            "frames), or several images as a list of frames."
+        )
+    stream = container.streams.video[0]
+    check_frame_size(stream.codec_context.width, stream.codec_context.height, name)
+    return stream
+
+
 def _index_packets(container, stream) -> tuple[list, list]:
     """Presentation timestamps of every video packet, and those of key frames, without decoding anything.
 
@@ -82,8 +129,18 @@ def _index_packets(container, stream) -> tuple[list, list]:
 _thread_state = threading.local()
 
 
-def rgb_array(frame) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pixels of a decoded PyAV frame.
+def quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that show a decoded PyAV frame upright, from the display matrix its container
+    attaches (FFmpeg's convention, as `ffmpeg` and players apply it); other angles than multiples of 90 are ignored."""
+    rotation = frame.rotation or 0
+    if rotation % 90:
+        logger.warning_once(f"Ignoring a display rotation of {rotation} degrees, which is not a multiple of 90.")
+        return 0
+    return rotation // 90 % 4
+
+
+def rgb_array(frame, upright: bool = True) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a decoded PyAV frame, turned upright unless `upright=False` (the coded frame).
 
     `frame.to_ndarray(format="rgb24")` builds a new FFmpeg conversion context for every frame (~2 ms at 640x360);
     one reformatter per thread builds it once per frame size, with the same conversion, hence the same pixels.
@@ -93,7 +150,15 @@ def rgb_array(frame) -> np.ndarray:
         from av.video.reformatter import VideoReformatter
 
         reformatter = _thread_state.reformatter = VideoReformatter()
-    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    pixels = reformatter.reformat(frame, format="rgb24").to_ndarray()
+    turns = quarter_turns(frame) if upright else 0
+    return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
+
+
+def rgb_shape(frame, upright: bool = True) -> tuple[int, int, int]:
+    """The shape `rgb_array` gives a decoded PyAV frame."""
+    turned = upright and quarter_turns(frame) % 2
+    return (frame.width, frame.height, 3) if turned else (frame.height, frame.width, 3)
 
 
 def _set_threading(stream) -> None:
@@ -107,25 +172,25 @@ class PyAVVideo:
 
     Frame `i` is the `i`-th packet in timestamp order, as decord counts. Decoding seeks to the key frame before each
     run of wanted frames and lets FFmpeg skip the non-reference frames nobody wants, which leaves the wanted frames
-    bit-identical since nothing references a skipped frame.
+    bit-identical since nothing references a skipped frame. `apply_rotation`: frames are to be shown upright (see
+    `rgb_array`); the metadata's width and height are then the upright ones once a frame has been decoded.
     """
 
-    def __init__(self, source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
+    def __init__(
+        self,
+        source,
+        name: str,
+        sample_indices_fn: Callable | None,
+        max_frames: int | None,
+        apply_rotation: bool = True,
+    ):
         self.av = _import_av()
-        self.source, self.name = source, name
+        self.source, self.name, self.apply_rotation = source, name, apply_rotation
         self.start = None if isinstance(source, str) else source.tell()
         self.decoded_frames = 0  # frames FFmpeg decoded so far, to keep long videos cheap
-        with self._ffmpeg_errors(), self._open() as container:
-            if not container.streams.video:
-                raise ValueError(
-                    f"{name} has no video stream (an audio-only file?). Pass a video file, an image folder or frames."
-                )
-            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
-                raise ValueError(
-                    f"{name} is a still image, not a video: pass it as an image (a video would be padded with black "
-                    "frames), or several images as a list of frames."
-                )
-            stream = container.streams.video[0]
+        self._sized_upright = False  # whether the metadata has the size of a decoded (upright) frame yet
+        with ffmpeg_errors(self.name), self._open() as container:
+            stream = _video_stream(container, name)
             self.timestamps, self.keyframes = _index_packets(container, stream)
             if not self.timestamps:
                 raise ValueError(f"{name} has a video stream without any frame; there is nothing to sample.")
@@ -152,39 +217,37 @@ class PyAVVideo:
             self.source.seek(self.start)
         return self.av.open(self.source)
 
-    @contextmanager
-    def _ffmpeg_errors(self):
-        try:
-            yield
-        except self.av.FFmpegError as error:
-            raise ValueError(
-                f"Could not decode {self.name} ({error}): the file is corrupt, truncated, unreadable or not a video "
-                "FFmpeg can read. Re-encode it (e.g. to H.264 MP4) or pass its frames as an array."
-            ) from error
+    def _decoded(self, index: int, frame) -> tuple:
+        """`(index, frame)`, with the metadata's size made the upright one at the first frame."""
+        if not self._sized_upright:
+            self.metadata.height, self.metadata.width = rgb_shape(frame, self.apply_rotation)[:2]
+            self._sized_upright = True
+        return index, frame
 
     def decode(self, indices: list[int]) -> Iterator[tuple]:
         """Yield `(index, decoded frame)` once for each distinct index, as the frames come out of the decoder.
 
-        Frames are PyAV frames in the stream's pixel format: `rgb_array` converts them, on any thread.
+        Frames are PyAV frames in the stream's pixel format: `rgb_array(frame, self.apply_rotation)` converts them,
+        on any thread.
         """
         wanted = sorted(set(indices))
         done = set()
-        with self._ffmpeg_errors():
+        with ffmpeg_errors(self.name):
             if None not in self.timestamps and len(set(self.timestamps)) == len(self.timestamps):
                 with self._open() as container:
                     try:
                         for index, frame in self._decode_by_timestamp(container, wanted):
                             done.add(index)
-                            yield index, frame
+                            yield self._decoded(index, frame)
                     except self.av.FFmpegError as error:  # e.g. a container that cannot seek: decode in order below
-                        logger.info(f"{self.name}: seeking failed ({error}).")
+                        logger.info(f"{self.name}: seeking failed ({ffmpeg_reason(error)}).")
             missing = [index for index in wanted if index not in done]
             if missing:
                 logger.info(f"{self.name}: numbering frames in decode order, as its timestamps cannot be used.")
                 with self._open() as container:
                     for index, frame in self._decode_in_order(container, missing):
                         done.add(index)
-                        yield index, frame
+                        yield self._decoded(index, frame)
         missing = [index for index in wanted if index not in done]
         if missing:
             raise ValueError(
@@ -195,7 +258,7 @@ class PyAVVideo:
 
     def frames(self) -> np.ndarray:
         """All sampled frames as a (T, H, W, 3) uint8 array."""
-        decoded = {index: rgb_array(frame) for index, frame in self.decode(self.indices)}
+        decoded = {index: rgb_array(frame, self.apply_rotation) for index, frame in self.decode(self.indices)}
         return np.stack([decoded[index] for index in self.indices])
 
     def _decode_by_timestamp(self, container, wanted: list[int]) -> Iterator:
@@ -260,10 +323,8 @@ def _read_gif(source, sample_indices_fn: Callable | None, max_frames: int | None
     return np.stack(frames), metadata
 
 
-def _read_frame_folder(
-    folder: str, sample_indices_fn: Callable | None, max_frames: int | None
-) -> tuple[list[np.ndarray], VideoMetadata]:
-    """A folder of frame images in sorted-name order, at the original's assumed 3 fps."""
+def _frame_file_names(folder: str) -> list[str]:
+    """The image files of a frame folder, in sorted-name order; an error when there is none."""
     extensions = PIL.Image.registered_extensions()
     names = sorted(
         entry.name
@@ -272,6 +333,14 @@ def _read_frame_folder(
     )
     if not names:
         raise ValueError(f"The folder {folder} holds no image files to use as video frames.")
+    return names
+
+
+def _read_frame_folder(
+    folder: str, sample_indices_fn: Callable | None, max_frames: int | None
+) -> tuple[list[np.ndarray], VideoMetadata]:
+    """A folder of frame images in sorted-name order, at the original's assumed 3 fps."""
+    names = _frame_file_names(folder)
     metadata = VideoMetadata(
         total_num_frames=len(names),
         fps=FRAME_FOLDER_FPS,
@@ -285,62 +354,29 @@ def _read_frame_folder(
     return [images[index] for index in indices], metadata
 
 
-def load_image(path) -> np.ndarray:
-    with PIL.Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def download(url: str) -> bytes:
-    """The bytes at `url`, or one clear error at once (no network, 404, ...): no retry loop."""
-    from huggingface_hub.utils import httpx
-
-    try:
-        response = httpx.get(url, follow_redirects=True, timeout=30)
-        response.raise_for_status()
-    except httpx.HTTPError as error:
-        raise MediaUnavailableError(
-            f"Could not download {url} ({error}). Download it yourself and pass the local file path (or its bytes) "
-            "instead."
-        ) from error
-    return response.content
-
-
-def _open_encoded(source, name: str, sample_indices_fn: Callable | None, max_frames: int | None):
-    """One encoded video (path or file object): GIFs are read with PIL into frames, other videos are indexed with
-    PyAV and decoded later. Returns `(frames or PyAVVideo, metadata)`."""
+def _head(source, name: str) -> bytes:
+    check_not_empty(source, name, "video")
     if isinstance(source, str):
         with open(source, "rb") as file:
-            head = file.read(6)
-    else:
-        position = source.tell()
-        head = source.read(6)
-        source.seek(position)
-    if head in (b"GIF87a", b"GIF89a"):
+            return file.read(6)
+    position = source.tell()
+    head = source.read(6)
+    source.seek(position)
+    return head
+
+
+def _open_encoded(
+    source, name: str, sample_indices_fn: Callable | None, max_frames: int | None, apply_rotation: bool = True
+):
+    """One encoded video (path or file object): GIFs are read with PIL into frames, other videos are indexed with
+    PyAV and decoded later. Returns `(frames or PyAVVideo, metadata)`."""
+    if _head(source, name) in (b"GIF87a", b"GIF89a"):
         return _read_gif(source, sample_indices_fn, max_frames)
-    video = PyAVVideo(source, name, sample_indices_fn, max_frames)
+    video = PyAVVideo(source, name, sample_indices_fn, max_frames, apply_rotation)
     return video, video.metadata
 
 
 _IMAGE_FILE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def is_video_source(video) -> bool:
-    """Something still to be decoded: a path, URL, encoded bytes or a file object (of a video or of audio)."""
-    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(video, "read")
-
-
-def media_source(source, what: str, fetch: Callable[[str], bytes] | None = None) -> tuple[object, str]:
-    """`(something PyAV or PIL reads, its name for messages)` of a source `is_video_source` accepts: URLs are
-    downloaded (with `fetch`, `download` by default), bytes wrapped in a file object; a local path comes back as a
-    `str`, unchecked (the caller checks it). `what` ("video", "audio") names bytes and unnamed file objects."""
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if path.startswith(("http://", "https://")):
-            return io.BytesIO((fetch or download)(path)), path
-        return path, path
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return io.BytesIO(source), f"the {what} bytes"
-    return source, getattr(source, "name", f"the {what} file object")
 
 
 def _is_frame(item) -> bool:
@@ -396,27 +432,61 @@ def split_videos(videos) -> list:
     )
 
 
-def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None):
-    """`(frames or a PyAVVideo still to decode, metadata)` of a path, URL, frame folder, bytes or file object."""
+def _video_source(video) -> tuple[object, str]:
+    """`media_source` of a video, with a local path checked to exist."""
     if not is_video_source(video):
         raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
     source, name = media_source(video, "video")
-    if isinstance(source, str):  # a local path
-        if os.path.isdir(source):
-            return _read_frame_folder(source, sample_indices_fn, max_frames)
-        if not os.path.isfile(source):
-            raise MediaNotFoundError(f"No video file or frame folder at {source}. Check the path.")
-    return _open_encoded(source, name, sample_indices_fn, max_frames)
+    if isinstance(source, str) and not os.path.exists(source):
+        raise FileNotFoundError(f"No video file or frame folder at {source}. Check the path.")
+    return source, name
+
+
+def open_video(video, sample_indices_fn: Callable | None, max_frames: int | None, apply_rotation: bool = True):
+    """`(frames or a PyAVVideo still to decode, metadata)` of a path, URL, `data:` URI, frame folder, bytes or file
+    object. `apply_rotation`: decoded frames are to be shown upright (see `rgb_array`)."""
+    source, name = _video_source(video)
+    if isinstance(source, str) and os.path.isdir(source):
+        return _read_frame_folder(source, sample_indices_fn, max_frames)
+    return _open_encoded(source, name, sample_indices_fn, max_frames, apply_rotation)
+
+
+def check_video(video) -> None:
+    """Raise the one-line error decoding would raise for a video that is missing, empty, not a video or unreadable,
+    after reading only its start (up to its first frame): a cheap check before a model loads."""
+    source, name = _video_source(video)
+    if isinstance(source, str) and os.path.isdir(source):
+        _frame_file_names(source)
+        return
+    start = None if isinstance(source, str) else source.tell()
+    try:
+        if _head(source, name) in (b"GIF87a", b"GIF89a"):
+            open_image(source)
+            return
+        av = _import_av()
+        with ffmpeg_errors(name), av.open(source) as container:
+            if next(container.decode(_video_stream(container, name)), None) is None:
+                raise ValueError(f"{name} has a video stream without any frame; there is nothing to sample.")
+    finally:
+        if start is not None:
+            source.seek(start)
+
+
+def is_video_file(source) -> bool:
+    """Whether `source` reads as a video with frames (not as a still image): to tell users who pass a video as an
+    image where it goes."""
+    try:
+        check_video(source)
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 __all__ = [
-    "MediaNotFoundError",
-    "MediaUnavailableError",
     "PyAVVideo",
+    "check_video",
     "frame_indices_to_read",
-    "is_video_source",
-    "load_image",
-    "media_source",
+    "is_video_file",
     "open_video",
     "rgb_array",
     "split_videos",

@@ -41,6 +41,7 @@ from .video_decoding_videollama2 import (
     load_image,
     open_video,
     rgb_array,
+    rgb_shape,
     split_videos,
 )
 
@@ -61,11 +62,16 @@ class VideoLlama2VideoProcessorKwargs(VideosKwargs, total=False):
     end_time (`float`, *optional*):
         End of the time window (seconds). With both ends given, they are swapped if reversed and `end_time` becomes
         `start_time + 1` if they are equal, as in the original.
+    apply_rotation (`bool`, *optional*, defaults to `True`):
+        Turn the frames of video files upright as players show them, following the rotation their container records
+        (phones record portrait videos as rotated landscape frames). `False` keeps the coded frames, as the
+        original's decord returned them (sideways for such videos).
     """
 
     max_frames: int | None
     start_time: int | float | None
     end_time: int | float | None
+    apply_rotation: bool | None
 
 
 def _check_time(value, name: str) -> float:
@@ -260,11 +266,12 @@ def _transform_frame(
     resample,
     crop_size: SizeDict | None,
     table: np.ndarray | None,
+    upright: bool = True,
 ) -> np.ndarray:
-    """Resize, center-crop, rescale and normalize one (H, W, 3) uint8 frame (or decoded PyAV frame) exactly as the PIL
-    image processors do."""
+    """Resize, center-crop, rescale and normalize one (H, W, 3) uint8 frame (or decoded PyAV frame, turned `upright`)
+    exactly as the PIL image processors do."""
     if not isinstance(frame, np.ndarray):
-        frame = rgb_array(frame)
+        frame = rgb_array(frame, upright)
     pixels = _resize_then_crop(frame, resize_size, resample, crop_size)
     if pixels is not None:
         image = pixels.transpose(2, 0, 1)
@@ -360,6 +367,9 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     every clip costs the tokens the model was trained with); any other `num_frames` or an `fps` asking for more frames
     than the clip has raises `ValueError`, as transformers' samplers do.
 
+    Video files are decoded upright, as players show them: the rotation their container records (portrait phone videos)
+    is applied; `apply_rotation=False` gives the coded frames, as the original's decord did.
+
     `start_time`/`end_time` (seconds) restrict sampling to a window, and `fps` samples that many frames per second
     instead of `num_frames` (without padding); both apply where frames are sampled. Arrays need
     `video_metadata={"fps": ...}` for a window. `return_metadata=True` adds each video's `VideoMetadata`, whose
@@ -382,6 +392,7 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     max_frames = 32  # the original's MAX_FRAMES
     start_time = None
     end_time = None
+    apply_rotation = True
     valid_kwargs = VideoLlama2VideoProcessorKwargs
 
     def __init__(self, **kwargs: Unpack[VideoLlama2VideoProcessorKwargs]):
@@ -437,7 +448,7 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         if isinstance(video_url_or_urls, (list, tuple)):
             decoded = [self.fetch_videos(video, sample_indices_fn) for video in video_url_or_urls]
             return [frames for frames, _ in decoded], [metadata for _, metadata in decoded]
-        video, metadata = open_video(video_url_or_urls, sample_indices_fn, self.max_frames)
+        video, metadata = open_video(video_url_or_urls, sample_indices_fn, self.max_frames, self.apply_rotation)
         return (video.frames() if isinstance(video, PyAVVideo) else video), metadata
 
     def _decode_and_sample_videos(
@@ -514,10 +525,12 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         num_frames: int | None = None,
         max_frames: int | None = None,
         fps: int | float | None = None,
+        apply_rotation: bool = True,
         return_tensors: str | TensorType | None = None,
         **kwargs,
     ) -> BatchFeature:
-        """Keep `max_frames`, pad to `num_frames` with black frames, then the PIL image processor's steps per frame.
+        """Keep `max_frames`, pad to `num_frames` with black frames, then the PIL image processor's steps per frame
+        (frames of video files turned upright with `apply_rotation`).
 
         Frames are transformed on worker threads (PIL and numpy release the GIL) while video files keep decoding.
         """
@@ -536,7 +549,9 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         workers = worker_threads(decoding)
         pool = ThreadPoolExecutor(max_workers=workers) if workers else _InlineExecutor()
         try:
-            futures = [self._submit_frames(pool, transform, video, length, max_frames) for video in videos]
+            futures = [
+                self._submit_frames(pool, transform, video, length, max_frames, apply_rotation) for video in videos
+            ]
         finally:
             pool.shutdown()
         pixel_values = [torch.from_numpy(np.stack([future.result() for future in video])) for video in futures]
@@ -549,16 +564,19 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
         return BatchFeature(data={"pixel_values_videos": pixel_values}, tensor_type=return_tensors)
 
     @staticmethod
-    def _submit_frames(pool, transform: Callable, video, length: int | None, max_frames: int | None) -> list[Future]:
+    def _submit_frames(
+        pool, transform: Callable, video, length: int | None, max_frames: int | None, apply_rotation: bool = True
+    ) -> list[Future]:
         """Queue the transform of every kept frame of one video (decoding it meanwhile), then of its padding."""
         if isinstance(video, PyAVVideo):
+            video.apply_rotation = apply_rotation  # the metadata then gives the size of the frames as processed
+            transform = partial(transform, upright=apply_rotation)
             indices = video.indices[:max_frames]
             submitted = {}
             for index, frame in video.decode(indices):
                 submitted[index] = pool.submit(transform, frame)
             futures = [submitted[index] for index in indices]
-            # a decoded PyAV frame converts to (H, W, 3) uint8 RGB of its own size (see `rgb_array`)
-            frame_shape, frame_dtype = (frame.height, frame.width, 3), np.uint8
+            frame_shape, frame_dtype = rgb_shape(frame, apply_rotation), np.uint8
         else:
             if max_frames is not None and len(video) > max_frames:
                 logger.warning_once(f"Videos are cut to their first `max_frames`={max_frames} frames.")

@@ -6,8 +6,9 @@ a weight-normalised convolutional position embedding, then post-LN "deep norm" t
 adds a relative-position bias that all layers share and that each layer gates per head and query.
 
 Parameter names follow the original BEATs module, so that a release's `model.audio_tower.*` tensors load after a
-prefix rename; only `encoder.pos_conv.0.*` loses its `0.` and the relative-position table, which the original
-aliases into every layer, lives once on the encoder (the release's key table: `original_layout`). The weight norm of
+prefix rename, but for three: `encoder.pos_conv.0.*` loses its `0.`, the relative-position table, which the original
+aliases into every layer, lives once on the encoder, and the attention gate takes the names transformers' WavLM gives
+the same gate (the release's key table: `original_layout`). The weight norm of
 the positional convolution is a torch parametrization, as in transformers' own audio encoders: its `weight_g` and
 `weight_v` tensors are `parametrizations.weight.original0` / `original1`, the names transformers' loading gives
 those legacy names.
@@ -24,6 +25,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.models.siglip.modeling_siglip import eager_attention_forward  # the standard eager attention
 from transformers.processing_utils import Unpack
 from transformers.utils import TransformersKwargs
 from transformers.utils.generic import merge_with_config_defaults
@@ -86,29 +88,14 @@ class VideoLlama2AudioPositionalConvEmbedding(nn.Conv1d):
         return self.activation(hidden_states[..., :length]).transpose(1, 2)
 
 
-def eager_attention_forward(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float,
-    dropout: float = 0.0,
-    **kwargs,
-):
-    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        attn_weights = attn_weights + attention_mask
-    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
-    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
-    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
-    return attn_output, attn_weights
-
-
 class VideoLlama2AudioAttention(nn.Module):
     """Self-attention plus the shared relative-position bias, scaled per (head, query) by a gate computed from the
-    unscaled query: `gate = a * (b * grep_a[h] - 1) + 2` with `(a, b)` two sigmoids of `grep_linear(q)`. The gated bias
-    is an additive float mask, so every attention backend that takes one (eager, sdpa) computes the same thing."""
+    unscaled query: `gate = a * (b * gru_rel_pos_const[h] - 1) + 2` with `(a, b)` two sigmoids of
+    `gru_rel_pos_linear(q)`. The gated bias is an additive float mask, so every attention backend that takes one
+    (eager, sdpa) computes the same thing.
+
+    The gate is WavLM's (`WavLMAttention`, whose parameter names these are; the original calls them `grep_linear` and
+    `grep_a`), but computed from the projected query rather than from the hidden states, so it is not inherited."""
 
     def __init__(self, config: VideoLlama2AudioEncoderConfig):
         super().__init__()
@@ -122,8 +109,8 @@ class VideoLlama2AudioAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        self.grep_linear = nn.Linear(self.head_dim, 8)
-        self.grep_a = nn.Parameter(torch.ones(1, self.num_heads, 1, 1))
+        self.gru_rel_pos_linear = nn.Linear(self.head_dim, 8)
+        self.gru_rel_pos_const = nn.Parameter(torch.ones(1, self.num_heads, 1, 1))
 
     def forward(
         self, hidden_states: torch.Tensor, position_bias: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
@@ -134,9 +121,9 @@ class VideoLlama2AudioAttention(nn.Module):
         key = self.k_proj(hidden_states).view(head_shape).transpose(1, 2)
         value = self.v_proj(hidden_states).view(head_shape).transpose(1, 2)
 
-        gates = torch.sigmoid(self.grep_linear(query).view(batch_size, self.num_heads, length, 2, 4).sum(-1))
+        gates = torch.sigmoid(self.gru_rel_pos_linear(query).view(batch_size, self.num_heads, length, 2, 4).sum(-1))
         gate_a, gate_b = gates.chunk(2, dim=-1)  # both (batch, heads, queries, 1)
-        gated_bias = (gate_a * (gate_b * self.grep_a - 1.0) + 2.0) * position_bias
+        gated_bias = (gate_a * (gate_b * self.gru_rel_pos_const - 1.0) + 2.0) * position_bias
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -223,6 +210,12 @@ class VideoLlama2AudioEncoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = False  # the gated relative-position bias is a float mask, which flash attention lacks
     _supports_attention_backend = True
+    # What BEATs checkpoints hold besides the encoder: the AudioSet classifier of the fine-tuned BEATs, and, in
+    # fairseq's layout, the relative-position table every layer aliases (kept once here, from layer 0).
+    _keys_to_ignore_on_load_unexpected = [
+        r"predictor\.",
+        r"encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
+    ]
     _can_record_outputs = {
         "hidden_states": VideoLlama2AudioEncoderLayer,
         "attentions": VideoLlama2AudioAttention,
@@ -246,7 +239,7 @@ class VideoLlama2AudioEncoderPreTrainedModel(PreTrainedModel):
                 init.zeros_(projection.bias)
             init.xavier_normal_(module.out_proj.weight, gain=beta)
             init.zeros_(module.out_proj.bias)
-            init.ones_(module.grep_a)
+            init.ones_(module.gru_rel_pos_const)
         elif isinstance(module, VideoLlama2AudioEncoderLayer):
             beta = math.pow(8 * config.num_hidden_layers, -1 / 4)
             init.xavier_normal_(module.fc1.weight, gain=beta)

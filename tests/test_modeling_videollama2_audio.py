@@ -18,7 +18,7 @@ from transformers.core_model_loading import apply_renamings
 from videollama2_test_utils import AV_VARIANT, TINY_AUDIO_CONFIG
 
 from videollama2_hf import VideoLlama2AudioEncoder, VideoLlama2AudioEncoderConfig
-from videollama2_hf.modeling_beats import relative_position_bucket
+from videollama2_hf.modeling_videollama2_audio import relative_position_bucket
 from videollama2_hf.original_layout import convert_original_key
 
 
@@ -231,7 +231,7 @@ def test_initialisation():
     conv = model.encoder.pos_conv
     torch.testing.assert_close(conv.weight, conv.parametrizations.weight.original1, rtol=1e-5, atol=1e-6)
     attention = model.encoder.layers[0].self_attn
-    assert torch.equal(attention.grep_a, torch.ones_like(attention.grep_a))
+    assert torch.equal(attention.gru_rel_pos_const, torch.ones_like(attention.gru_rel_pos_const))
     assert not attention.q_proj.bias.any() and not attention.out_proj.bias.any()
     assert model.encoder.relative_attention_bias.weight.std() > 0
 
