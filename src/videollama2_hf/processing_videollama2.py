@@ -26,6 +26,14 @@ def _is_empty(media) -> bool:
     return isinstance(media, (list, tuple)) and all(isinstance(item, (list, tuple)) and not item for item in media)
 
 
+def _after_last(marker: list[int], ids: list[int]) -> list[int]:
+    """`ids` after the last occurrence of `marker` in them; all of `ids` without one (or without a marker)."""
+    for start in range(len(ids) - len(marker), -1, -1) if marker else ():
+        if ids[start : start + len(marker)] == marker:
+            return ids[start + len(marker) :]
+    return ids
+
+
 def _only_audio_sources(audio) -> bool:
     """True when `audio` holds no waveform: nothing, or files, URLs and bytes to decode (at a known rate)."""
     if audio is None:
@@ -288,9 +296,30 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         size = crop or processor.size
         return size.get("height") or size["shortest_edge"]
 
+    def _generation_prompt_ids(self) -> list[int]:
+        """The token ids that end every prompt the chat template renders for generation (ChatML's
+        `<|im_end|>\n<|im_start|>assistant\n`, Mistral's ` [/INST]`): the prompt of a short user turn tokenized with
+        and without them. Empty without a chat template."""
+        if self.chat_template is None:
+            return []
+        marker = "\x00"
+        prompt = self.apply_chat_template([{"role": "user", "content": marker}], add_generation_prompt=True)
+        head = prompt[: prompt.rindex(marker) + 1]
+        full_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        head_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
+        return full_ids[len(head_ids) :] if full_ids[: len(head_ids)] == head_ids else []
+
     def post_process_image_text_to_text(self, generated_outputs, skip_special_tokens=True, **kwargs):
-        """Decoded answers, stripped as the original's `mm_infer` does."""
-        texts = self.tokenizer.batch_decode(generated_outputs, skip_special_tokens=skip_special_tokens, **kwargs)
+        """Each sequence's answer, stripped as the original's `mm_infer` does: what follows its last generation
+        prompt, so all of it for generated tokens alone. Sequences that still hold their prompt, as the
+        image-text-to-text pipeline decodes them, thus give the answer without the whitespace that ends the prompt
+        (the newline after ChatML's "assistant", the space before a Mistral answer), and their prompt alone gives
+        nothing (the pipeline takes that off the front)."""
+        if getattr(generated_outputs, "ndim", 2) == 1:
+            generated_outputs = generated_outputs[None]
+        marker = self._generation_prompt_ids()
+        answers = [_after_last(marker, [int(token) for token in ids]) for ids in generated_outputs]
+        texts = self.tokenizer.batch_decode(answers, skip_special_tokens=skip_special_tokens, **kwargs)
         return [text.strip() for text in texts]
 
 
