@@ -123,7 +123,9 @@ def measure(folders, cases, repeats: int, max_new_tokens: int) -> list[dict]:
                     process_s, generate_s, answer, tokens = direct(messages, max_new_tokens)
                     serve_s, served_answer, served_tokens = ask_server(client, model, content, max_new_tokens)
                     if (served_answer, served_tokens) != (answer, tokens):
-                        raise AssertionError(f"{case}: served {served_answer!r} ({served_tokens} tokens) != {answer!r}")
+                        raise AssertionError(
+                            f"{case}: served {served_answer!r} ({served_tokens} tokens) != {answer!r}"
+                        )
                     processing.append(process_s)
                     generating.append(generate_s)
                     serving.append(serve_s)

@@ -276,9 +276,7 @@ def _add_serve_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="converted checkpoint: local folder or Hub repo id")
-    parser.add_argument(
-        "serve_options", nargs=argparse.REMAINDER, metavar="...", help="`transformers serve` options"
-    )
+    parser.add_argument("serve_options", nargs=argparse.REMAINDER, metavar="...", help="`transformers serve` options")
     parser.set_defaults(run=_run_serve, parser=parser)
 
 

@@ -170,7 +170,6 @@ def served_config(model: str):
 def serve(model: str, options: list[str], prog_name: str = "videollama2-hf serve") -> int:
     """Run transformers' server for `model` with `options` (any of `transformers serve`'s) until it stops; returns
     the exit code."""
-    import click
     import typer
 
     arguments = serve_arguments(model, options)
@@ -184,11 +183,13 @@ def serve(model: str, options: list[str], prog_name: str = "videollama2-hf serve
     command = typer.main.get_command(app)
     try:
         result = command.main(arguments, prog_name=prog_name, standalone_mode=False)
-    except click.ClickException as error:
+    except Exception as error:  # click's, from click itself or the copy recent typer releases vendor
+        if type(error).__name__ == "Abort":  # Ctrl+C before the server started
+            return 130
+        if not callable(getattr(error, "format_message", None)):
+            raise
         print(f"{prog_name}: error: {' '.join(error.format_message().split())}", file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
-        return 130
     return result if isinstance(result, int) else 0
 
 
