@@ -133,11 +133,23 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         names = super().model_input_names
         return names if self.feature_extractor is None else names + list(self.feature_extractor.model_input_names)
 
-    def __call__(self, images=None, text=None, videos=None, audio=None, audio_from_video_indices=None, **kwargs):
+    def __call__(
+        self, images=None, text=None, videos=None, audio=None, audio_from_video_indices=None, audios=None, **kwargs
+    ):
         """transformers' omni-modal processing. Audio files, URLs and the sound of videos are decoded here, at the
         feature extractor's rate; waveforms given as arrays need `sampling_rate=` (16 kHz). An empty list (or a list
-        of empty per-conversation lists) of images, videos or audio means none of that kind."""
+        of empty per-conversation lists) of images, videos or audio means none of that kind.
+
+        Prompts rendered by the chat template (`apply_chat_template(..., tokenize=False)`) already start with the
+        BOS of Mistral checkpoints: no second one is added, as `apply_chat_template(tokenize=True)` does. `audios=`,
+        transformers 4's name that evaluation harnesses still pass (lmms-eval), is taken as `audio=`."""
+        if audios is not None:
+            if audio is not None:
+                raise ValueError("Pass the audio once, as `audio=` (`audios=` is its former name).")
+            audio = audios
         images, videos, audio = (None if _is_empty(media) else media for media in (images, videos, audio))
+        if self._starts_with_bos(text) and "add_special_tokens" not in {**kwargs, **kwargs.get("text_kwargs", {})}:
+            kwargs["add_special_tokens"] = False
         if videos is not None:
             split_videos(videos)  # a video given as an empty frame list: one clear error before transformers' checks
         if self.feature_extractor is not None and _only_audio_sources(audio):
@@ -149,6 +161,17 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
             audio=audio,
             audio_from_video_indices=audio_from_video_indices,
             **kwargs,
+        )
+
+    def _starts_with_bos(self, text) -> bool:
+        """Whether every prompt of `text` (a string or a list of them) starts with the tokenizer's BOS text."""
+        bos = self.tokenizer.bos_token
+        texts = [text] if isinstance(text, str) else text
+        return bool(
+            bos
+            and texts
+            and isinstance(texts, (list, tuple))
+            and all(isinstance(prompt, str) and prompt.startswith(bos) for prompt in texts)
         )
 
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
