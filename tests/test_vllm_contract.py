@@ -107,9 +107,7 @@ def test_mm_token_type_ids_mark_the_placeholders(processor, inputs):
     ids, types = inputs["input_ids"][0], inputs["mm_token_type_ids"][0]
     assert torch.equal(types == 1, ids == processor.image_token_id)
     assert torch.equal(types == 2, ids == processor.video_token_id)
-    assert int((types == 0).sum()) == int(
-        ((ids != processor.image_token_id) & (ids != processor.video_token_id)).sum()
-    )
+    assert set(types.tolist()) == {0, 1, 2}
 
 
 def test_num_multimodal_tokens_and_features_agree(folder, processor, inputs):
