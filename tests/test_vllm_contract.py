@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 from transformers import AttentionInterface, AutoConfig, AutoModel, AutoProcessor
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from videollama2_test_utils import converted_folder
 
-from videollama2_hf import VideoLlama2ForConditionalGeneration, VideoLlama2Model
+from videollama2_hf import VideoLlama2ForConditionalGeneration, VideoLlama2Model, cli
 
 
 IMAGE_SIZE, VIDEO_SIZE = (48, 64), (8, 40, 40)  # (height, width), (frames, height, width)
@@ -21,7 +20,11 @@ IMAGE_SIZE, VIDEO_SIZE = (48, 64), (8, 40, 40)  # (height, width), (frames, heig
 
 @pytest.fixture(scope="module")
 def folder(fixtures_dir, tmp_path_factory):
-    return converted_folder(fixtures_dir, "mistral_stc_f8", tmp_path_factory.mktemp("vllm") / "converted")
+    """A folder as `videollama2-hf convert` writes it (its `auto_map` and remote code included)."""
+    variant, out = fixtures_dir / "mistral_stc_f8", tmp_path_factory.mktemp("vllm") / "converted"
+    tower = str(variant / "vision_tower")
+    assert cli.main(["convert", str(variant / "original_checkpoint"), str(out), "--vision-tower", tower, "-q"]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +46,14 @@ def inputs(processor):
     )
 
 
-def test_auto_map_names_config_and_processor(folder):
-    """vLLM loads remote code through `auto_map`. The folder names its config, generation model and processor; its
-    base model (what vLLM instantiates) is not named there yet (docs/serving.md: not met)."""
+def test_auto_map_names_config_base_model_and_processor(folder):
+    """vLLM loads remote code through `auto_map`: the config, the base model it instantiates, the processor; their
+    files are in the folder."""
     auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
     assert auto_map["AutoConfig"] == "configuration_videollama2.VideoLlama2Config"
+    assert auto_map["AutoModel"] == "modeling_videollama2.VideoLlama2Model"
     assert auto_map["AutoModelForImageTextToText"] == "modeling_videollama2.VideoLlama2ForConditionalGeneration"
-    assert "AutoModel" not in auto_map
+    assert all((folder / f"{entry.split('.')[0]}.py").is_file() for entry in auto_map.values())
     processor_map = json.loads((folder / "processor_config.json").read_text())["auto_map"]
     assert processor_map["AutoProcessor"] == "processing_videollama2.VideoLlama2Processor"
 
