@@ -9,6 +9,8 @@ Videos also come by http URL, from a `http.server` thread on 127.0.0.1 serving t
 import base64
 import functools
 import http.server
+import subprocess
+import sys
 import threading
 
 import openai
@@ -258,3 +260,25 @@ def test_serve_usage_errors_are_one_line(vision_folder, capsys, argv, fragment):
 def test_serve_refuses_what_is_not_a_converted_checkpoint(tmp_path, capsys):
     assert cli.main(["serve", str(tmp_path / "missing")]) == 1
     assert "No such model folder" in capsys.readouterr().err
+
+
+def test_missing_serving_dependencies_are_one_line(vision_folder):
+    """Without transformers' serving dependencies (here made unimportable), one line naming the extra to install."""
+    script = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('fastapi', 'uvicorn'):\n"
+        "            raise ModuleNotFoundError(name, name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from videollama2_hf.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "serve", str(vision_folder)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "videollama2-hf serve: error: videollama2-hf serve needs transformers' serving dependencies (fastapi is "
+        'missing): pip install "videollama2-hf[serve]"'
+    )

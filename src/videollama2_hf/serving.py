@@ -16,24 +16,29 @@ before loading (the process imports this module to unpickle the loader).
 import json
 import sys
 
-from transformers.cli.serve import Serve
 from transformers.utils import logging
+
+
+# transformers' server needs FastAPI, uvicorn, pydantic and openai (the [serve] extra); its modules import them.
+try:
+    import fastapi  # noqa: F401
+    import openai  # noqa: F401
+    import pydantic  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        f"videollama2-hf serve needs transformers' serving dependencies ({error.name} is missing): pip install "
+        '"videollama2-hf[serve]"'
+    ) from None
+
+from transformers.cli.serve import Serve  # noqa: E402
 
 
 logger = logging.get_logger(__name__)
 
 MODEL_CLASS_NAME = "VideoLlama2ForConditionalGeneration"
-SERVE_EXTRA = 'pip install "videollama2-hf[serve]"'
 # `videollama2-hf serve` options that differ from `transformers serve`'s
 DEFAULT_HOST = "127.0.0.1"
-
-
-def check_serving_dependencies() -> None:
-    """transformers' server needs FastAPI, uvicorn, pydantic and openai (its `serving` extra)."""
-    from transformers.utils.import_utils import is_serve_available
-
-    if not is_serve_available():
-        raise ImportError(f"videollama2-hf serve needs transformers' serving dependencies: {SERVE_EXTRA}")
 
 
 def register_for_serving(audio: bool) -> None:
@@ -173,7 +178,6 @@ def serve(model: str, options: list[str], prog_name: str = "videollama2-hf serve
     import typer
 
     arguments = serve_arguments(model, options)
-    check_serving_dependencies()
     config = served_config(model)
     audio = config.audio_config is not None
     register_for_serving(audio)
@@ -193,4 +197,4 @@ def serve(model: str, options: list[str], prog_name: str = "videollama2-hf serve
     return result if isinstance(result, int) else 0
 
 
-__all__ = ["VideoLlama2Serve", "check_serving_dependencies", "register_for_serving", "serve", "serve_arguments"]
+__all__ = ["VideoLlama2Serve", "register_for_serving", "serve", "serve_arguments"]
