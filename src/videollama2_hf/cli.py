@@ -261,6 +261,7 @@ _SERVE_EXAMPLES = """examples:
 Every `transformers serve` option may follow MODEL (`transformers serve --help` lists them). The defaults that differ:
 --host 127.0.0.1 (this machine only; --host 0.0.0.0 listens on every interface) and the checkpoint's own number of
 video frames (--chat-template-kwargs '{"num_frames": N}' sets another). Clients name the model as given here.
+On a small or busy CPU machine, start it with OMP_NUM_THREADS=1 (the API and model processes each start a torch pool).
 Needs transformers' serving dependencies: pip install "videollama2-hf[serve]". See docs/serving.md.
 """
 

@@ -16,8 +16,6 @@ before loading (the process imports this module to unpickle the loader).
 import json
 import sys
 
-from transformers.utils import logging
-
 
 # transformers' server needs FastAPI, uvicorn, pydantic and openai (the [serve] extra); its modules import them.
 try:
@@ -33,8 +31,6 @@ except ImportError as error:
 
 from transformers.cli.serve import Serve  # noqa: E402
 
-
-logger = logging.get_logger(__name__)
 
 MODEL_CLASS_NAME = "VideoLlama2ForConditionalGeneration"
 # `videollama2-hf serve` options that differ from `transformers serve`'s
