@@ -128,15 +128,15 @@ def first_low_margin_step(margins: list[float]) -> int:
 
 def converted_folder(fixtures_dir: Path, variant: str, destination: Path, dtype=torch.float32) -> Path:
     """The variant loaded from its original layout, saved in the transformers layout with its processor."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
-    import videollama2_hf  # noqa: F401
+    from videollama2_hf.original_checkpoint import load_original_processor
 
     checkpoint = fixtures_dir / variant / "original_checkpoint"
     tower = fixtures_dir / variant / "vision_tower"
     model = AutoModelForImageTextToText.from_pretrained(checkpoint, vision_tower=tower, dtype=dtype)
     model.save_pretrained(destination)
-    AutoProcessor.from_pretrained(checkpoint, vision_tower=tower).save_pretrained(destination)
+    load_original_processor(checkpoint, vision_tower=tower).save_pretrained(destination)
     return destination
 
 

@@ -92,6 +92,9 @@ def export_transformers(tree) -> list[Path]:
         written.append(_write(model_dir / path.name, _in_tree_module(path, renamed, public_only=True)))
     for path in converter_files:
         written.append(_write(model_dir / f"{renamed[path.stem]}.py", _in_tree_module(path, renamed, False)))
+    for data_dir in _data_dirs():  # the conversion reads them beside its modules (presets, chat templates, ...)
+        shutil.copytree(data_dir, model_dir / data_dir.name, ignore=shutil.ignore_patterns("__pycache__"))
+        written += [path for path in (model_dir / data_dir.name).rglob("*") if path.is_file()]
     written.append(_write(model_dir / "__init__.py", _lazy_init(model_dir)))
     written.append(_add_to_models_init(transformers_dir / "models" / "__init__.py"))
     written += _add_auto_entries(transformers_dir / "models" / "auto")
@@ -117,6 +120,15 @@ def _package_files() -> tuple[list[Path], list[Path]]:
             f"the conversion scripts import {missing}, which has no place in transformers' model folder."
         )
     return model_files, converter_files
+
+
+def _data_dirs() -> list[Path]:
+    """The package's data folders (no Python inside): presets, chat templates, the model card template."""
+    return [
+        path
+        for path in sorted(PACKAGE_DIR.iterdir())
+        if path.is_dir() and not path.name.startswith(("_", ".")) and not any(path.rglob("*.py"))
+    ]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -221,13 +233,15 @@ def _lazy_init(model_dir: Path) -> str:
         "else:\n"
         "    import sys\n\n"
         '    _file = globals()["__file__"]\n'
-        "    sys.modules[__name__] = _LazyModule(__name__, _file, define_import_structure(_file), module_spec=__spec__)\n"
+        "    sys.modules[__name__] = _LazyModule(\n"
+        "        __name__, _file, define_import_structure(_file), module_spec=__spec__\n"
+        "    )\n"
     )
 
 
 def _add_to_models_init(path: Path) -> Path:
     """`from .videollama2 import *` among the typed imports of `models/__init__.py`, in alphabetical order."""
-    _insert_sorted_line(path, rf"    from \.(\w+) import \*\n", MODEL_FOLDER, f"    from .{MODEL_FOLDER} import *\n")
+    _insert_sorted_line(path, r"    from \.(\w+) import \*\n", MODEL_FOLDER, f"    from .{MODEL_FOLDER} import *\n")
     return path
 
 
