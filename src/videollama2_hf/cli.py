@@ -282,10 +282,10 @@ def _run_export(args) -> int:
 
 
 _EPILOG = """commands:
-  convert   convert a released checkpoint to the transformers layout (and push it to the Hub)
-  ask       answer a question about a video, an image or a sound
-  info      describe a checkpoint folder
-  export-transformers   add the model to a transformers source tree
+  convert               convert a released checkpoint to the transformers layout (and push it to the Hub)
+  ask                   answer a question about a video, an image or a sound
+  info                  describe a checkpoint folder
+  export-transformers   add the model to a transformers source tree, as a pull request would
 
 examples:
   videollama2-hf convert DAMO-NLP-SG/VideoLLaMA2-7B-16F ./VideoLLaMA2-7B-16F-hf --verify

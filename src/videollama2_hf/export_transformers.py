@@ -400,20 +400,22 @@ def _definitions(helper: Path, names: list[str]) -> list[str]:
 
 
 def _model_doc(model_dir: Path) -> str:
-    """The model page: docs/videollama2.md's overview (up to the paragraph about this package) and one autodoc
-    section per public class."""
+    """The model page: docs/videollama2.md's overview (less the paragraph about this package and links into that
+    page) and one autodoc section per public class."""
     page = (REPO_DIR / "docs" / "videollama2.md").read_text(encoding="utf-8")
     overview = re.search(r"^## Overview\n\n(.*?)(?=^## |\Z)", page, re.M | re.S)[1]
+    overview = re.sub(r" \(see \[[^\]]*\]\(#[^)]*\)\)", "", overview)
+    overview = re.sub(r"\[([^\]]*)\]\(#[^)]*\)", r"\1", overview)
     paragraphs = [block for block in overview.strip().split("\n\n") if "videollama2-hf" not in block]
     classes = []
     for path in sorted(model_dir.glob("*.py")):
         found = re.search(r"^__all__ = (\[.*?\])", path.read_text(encoding="utf-8"), re.M | re.S)
-        classes += ast.literal_eval(found[1]) if found else []
+        if found and not path.name.startswith("convert_"):
+            classes += ast.literal_eval(found[1])
     sections = "".join(f"## {name}\n\n[[autodoc]] {name}\n\n" for name in classes)
-    return (
-        "<!--" + HEADER.format(source="docs/videollama2.md and the model files' `__all__`") + "-->\n\n"
-        "# VideoLLaMA2\n\n## Overview\n\n" + "\n\n".join(paragraphs) + "\n\n" + sections
-    ).rstrip("\n") + "\n"
+    notice = HEADER.format(source="docs/videollama2.md and the model files").replace("# ", "")
+    text = f"<!--{notice}-->\n\n# VideoLLaMA2\n\n## Overview\n\n" + "\n\n".join(paragraphs) + "\n\n" + sections
+    return text.rstrip("\n") + "\n"
 
 
 __all__ = ["ExportError", "check_tree", "export_transformers"]
