@@ -193,10 +193,10 @@ def _run_ask(args) -> int:
         parser.error("--with-audio hears the sound of a video: it needs --video")
     from .inference import ask, check_model_folder, load_media, load_model_and_processor
 
-    # cheap checks before the model loads, the cheapest first (the folder needs no decoder, hence no torch)
+    # cheap checks before the model loads
+    media = load_media(video=args.video, image=args.image, audio=args.audio, with_audio=args.with_audio)
     hears = args.audio is not None or args.with_audio
     check_model_folder(args.model, audio=hears)
-    media = load_media(video=args.video, image=args.image, audio=args.audio, with_audio=args.with_audio)
     from transformers import TextStreamer
     from transformers.utils import logging as hf_logging
 
