@@ -192,12 +192,20 @@ def test_visual_question_answering_task_through_custom_pipelines(folder, tmp_pat
 def test_pipeline_on_a_release_in_the_original_layout(fixtures_dir, tmp_path, media, chat_pipe):
     from videollama2_test_utils import original_folder
 
+    from videollama2_hf.original_checkpoint import load_original_processor
+
     release = original_folder(fixtures_dir, "mistral_stc_f8", tmp_path / "VideoLLaMA2-7B")
-    pipe = pipeline("image-text-to-text", model=str(release), dtype="float32")
+    processor = load_original_processor(release)  # a release has no processor files
+    pipe = pipeline("image-text-to-text", model=str(release), processor=processor, dtype="float32")
     item = chat(ITEMS["image path"](media))
     answer = pipe(text=item, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
     assert answer == chat_pipe(text=item, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
-    vqa = pipeline("image-text-to-text", model=str(release), pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline)
+    vqa = pipeline(
+        "image-text-to-text",
+        model=str(release),
+        processor=processor,
+        pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline,
+    )
     assert vqa(image=media["image_path"], question=QUESTION, generate_kwargs=GREEDY)[0]["answer"]
 
 

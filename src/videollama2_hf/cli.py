@@ -287,11 +287,39 @@ def _run_serve(args) -> int:
     return serve(args.model, args.serve_options)
 
 
+def _add_export_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export-transformers",
+        help="add the model to a transformers source tree, as a pull request to transformers would",
+        description="Write VideoLLaMA2 into TREE, an unpacked transformers source tree (sdist or git clone) of the "
+        "installed version: src/transformers/models/videollama2/ generated from this package's model files and "
+        "conversion script, the entries of transformers' Auto tables, tests/models/videollama2/ and "
+        "docs/source/en/model_doc/videollama2.md. Rerunning it gives the same tree.",
+        epilog="example:\n"
+        "  pip download --no-deps --no-binary :all: transformers==$(python -c 'import transformers as t; "
+        "print(t.__version__)')\n"
+        "  tar xzf transformers-*.tar.gz && videollama2-hf export-transformers transformers-*/\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("tree", metavar="TREE", help="transformers source tree (holds src/transformers)")
+    parser.set_defaults(run=_run_export, parser=parser)
+
+
+def _run_export(args) -> int:
+    from .export_transformers import check_tree, export_transformers
+
+    check_tree(args.tree)  # before the heavy imports
+    written = export_transformers(args.tree)
+    print(f"wrote {len(written)} files into {args.tree}")
+    return 0
+
+
 _EPILOG = """commands:
-  convert   convert a released checkpoint to the transformers layout (and push it to the Hub)
-  ask       answer a question about a video, an image or a sound
-  info      describe a checkpoint folder
-  serve     serve a converted checkpoint with an OpenAI-compatible API
+  convert               convert a released checkpoint to the transformers layout (and push it to the Hub)
+  ask                   answer a question about a video, an image or a sound
+  info                  describe a checkpoint folder
+  export-transformers   add the model to a transformers source tree, as a pull request would
+  serve                 serve a converted checkpoint with an OpenAI-compatible API
 
 examples:
   videollama2-hf convert DAMO-NLP-SG/VideoLLaMA2-7B-16F ./VideoLLaMA2-7B-16F-hf --verify
@@ -317,6 +345,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_ask_parser(subparsers)
     _add_info_parser(subparsers)
     _add_serve_parser(subparsers)
+    _add_export_parser(subparsers)
     return parser
 
 

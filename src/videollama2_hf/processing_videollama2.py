@@ -19,6 +19,8 @@ NO_AUDIO_TOWER = (
     "This checkpoint has no audio encoder, so it cannot hear audio: only audio-visual checkpoints such as "
     "VideoLLaMA2.1-7B-AV do (their processor has a feature extractor). Ask about the video or image alone."
 )
+# `transformers serve` asks every multimodal model for the sound of videos; a model without ears only sees them.
+VIDEOS_NOT_HEARD = "This checkpoint has no audio encoder: `load_audio_from_video` is ignored, videos are only seen."
 
 
 def _is_empty(media) -> bool:
@@ -150,6 +152,9 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         images, videos, audio = (None if _is_empty(media) else media for media in (images, videos, audio))
         if self._starts_with_bos(text) and "add_special_tokens" not in {**kwargs, **kwargs.get("text_kwargs", {})}:
             kwargs["add_special_tokens"] = False
+        if self.feature_extractor is None and kwargs.get("load_audio_from_video"):
+            logger.warning_once(VIDEOS_NOT_HEARD)
+            kwargs["load_audio_from_video"] = False
         if videos is not None:
             split_videos(videos)  # a video given as an empty frame list: one clear error before transformers' checks
         if self.feature_extractor is not None and _only_audio_sources(audio):
@@ -175,7 +180,7 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         )
 
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
-        if self.feature_extractor is None and (audio is not None or kwargs.get("load_audio_from_video")):
+        if self.feature_extractor is None and audio is not None:
             raise ValueError(NO_AUDIO_TOWER)
         super().validate_inputs(images=images, text=text, videos=videos, audio=audio, **kwargs)
 
@@ -187,8 +192,11 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
             for conversation in conversations
             for message in conversation
         )
-        if self.feature_extractor is None and (has_audio or load_audio_from_video):
+        if self.feature_extractor is None and has_audio:
             raise ValueError(NO_AUDIO_TOWER)
+        if self.feature_extractor is None and load_audio_from_video:
+            logger.warning_once(VIDEOS_NOT_HEARD)
+            load_audio_from_video = False
         for conversation in conversations:
             for message in conversation:
                 if isinstance(message.get("content"), list):
