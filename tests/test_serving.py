@@ -3,7 +3,8 @@
 or not, equals the package's own greedy `generate` on the same inputs, text and token counts. Two servers in all
 (one per tiny checkpoint, module-scoped): the vision-only `mistral_stc_f8` and the audio-visual `qwen2_siglip_av`.
 
-Videos also come by http URL, from a `http.server` thread on 127.0.0.1 serving the media folder.
+Videos also come as base64 `data:` URLs and by http URL, from a `http.server` thread on 127.0.0.1 serving the media
+folder.
 """
 
 import base64
@@ -133,6 +134,10 @@ VISION_CASES = {
     "video path": lambda media, url: (
         [{"type": "video_url", "video_url": {"url": str(media / VIDEO)}}],
         [{"type": "video", "path": str(media / VIDEO)}],
+    ),
+    "video data URL": lambda media, url: (
+        [{"type": "video_url", "video_url": {"url": data_url(media / "sample_demo_3.mp4", "video/mp4")}}],
+        [{"type": "video", "path": str(media / "sample_demo_3.mp4")}],
     ),
     "video http URL": lambda media, url: (
         [{"type": "video_url", "video_url": {"url": f"{url}/{VIDEO}"}}],
