@@ -3,7 +3,7 @@
 or not, equals the package's own greedy `generate` on the same inputs, text and token counts. Two servers in all
 (one per tiny checkpoint, module-scoped): the vision-only `mistral_stc_f8` and the audio-visual `qwen2_siglip_av`.
 
-Videos also come as base64 `data:` URLs and by http URL, from a `http.server` thread on 127.0.0.1 serving the media
+Videos also come as base64 `data:` URLs, and by http URL from a `http.server` thread on 127.0.0.1 serving the media
 folder.
 """
 
