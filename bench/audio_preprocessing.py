@@ -14,11 +14,11 @@ section of docs/benchmarks.md (other sections are kept).
 
 The original's environment (about 3 GB, torch 2.2's CUDA wheels):
 
-    python -m venv /work/venv-audio-orig
-    /work/venv-audio-orig/bin/pip install torch==2.2.0 torchaudio==2.2.0 "numpy<2" "scipy<1.16" librosa soundfile \
+    python -m venv <AUDIO_ORIGINAL_VENV>
+    <AUDIO_ORIGINAL_VENV>/bin/pip install torch==2.2.0 torchaudio==2.2.0 "numpy<2" "scipy<1.16" librosa soundfile \
         imageio-ffmpeg==0.4.9
 
-    python bench/audio_preprocessing.py [--original-python /work/venv-audio-orig/bin/python] [--repeats 5] \
+    python bench/audio_preprocessing.py [--original-python <AUDIO_ORIGINAL_VENV>/bin/python] [--repeats 5] \
         [--threads 1 2]
 """
 
@@ -208,7 +208,12 @@ def section(tables: dict[int, list[dict]], repeats: int, original_torch: str, lo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, default=SHARED / "media")
-    parser.add_argument("--original-python", default="/work/venv-audio-orig/bin/python")
+    parser.add_argument(
+        "--original-python",
+        default=os.environ.get("VIDEOLLAMA2_AUDIO_ORIGINAL_PYTHON"),
+        required="VIDEOLLAMA2_AUDIO_ORIGINAL_PYTHON" not in os.environ,
+        help="interpreter of the original's audio environment; env VIDEOLLAMA2_AUDIO_ORIGINAL_PYTHON",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, torch.get_num_threads()])
     parser.add_argument("--output", type=Path, default=REPORT)

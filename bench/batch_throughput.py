@@ -18,8 +18,8 @@ for), which a machine shared with other work inflates far less than the wall tim
 in each round, so that both sides see the machine's load. Peak RSS of every process (VmHWM) and the peak of the job's
 summed PSS, sampled from /proc every 0.1 s.
 
-    python bench/batch_throughput.py --original-python ORIGINAL_ENV/bin/python \\
-        --original-repo VIDEOLLAMA2_CHECKOUT [--batch-sizes 2 4 8 16] [--write]
+    python bench/batch_throughput.py --original-python <ORIGINAL_VENV>/bin/python \\
+        --original-repo <ORIGINAL_REPO> [--batch-sizes 2 4 8 16] [--write]
 """
 
 import argparse
@@ -320,11 +320,11 @@ processes of 1 thread vs one of {threads}, batch size {best}: {rate("two_process
 of ours gives the same answers: {"yes" if consistent else "NO"}; ours vs the original's: {same}/{len(reference)}
 identical.
 
-Commands (`ORIGINAL_ENV`: the original's environment, `VIDEOLLAMA2_CHECKOUT`: its code, see "Running them"; `MODEL`
+Commands (`<ORIGINAL_VENV>`, `<ORIGINAL_REPO>`: the original's environment and code, see "Running them"; `MODEL`
 and `questions.jsonl` are the folder and manifest the benchmark writes in a temporary folder):
 
 ```bash
-python bench/batch_throughput.py --original-python ORIGINAL_ENV/bin/python --original-repo VIDEOLLAMA2_CHECKOUT \\
+python bench/batch_throughput.py --original-python <ORIGINAL_VENV>/bin/python --original-repo <ORIGINAL_REPO> \\
     {options} --write
 # each of our runs, as the benchmark starts it:
 python -m videollama2_hf batch --model MODEL --input questions.jsonl --output answers.jsonl --max-new-tokens 16 \\

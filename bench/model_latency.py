@@ -11,8 +11,8 @@ sides, median of `--repeats`:
 - ours only: greedy decoding tokens/s with a dynamic cache, a static cache, and a static cache compiled by generate
   (`CompileConfig`, fullgraph, compiled on CPU too).
 
-    python bench/model_latency.py --original-python /work/venv-orig/bin/python \
-        --original-repo /work/orig-VideoLLaMA2 [--repeats 5] [--threads N] [--write]
+    python bench/model_latency.py --original-python <ORIGINAL_VENV>/bin/python \
+        --original-repo <ORIGINAL_REPO> [--repeats 5] [--threads N] [--write]
 """
 
 import argparse

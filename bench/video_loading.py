@@ -13,8 +13,8 @@ Each pass runs all cases with the four sides alternating, median of `--repeats` 
 repeats it with one busy-loop process per CPU started and stopped by this script. Ours is checked bit-exact against
 the original's pixels on every case.
 
-    python bench/video_loading.py --original-python /work/venv-orig/bin/python \
-        --original-repo /work/orig-VideoLLaMA2 [--repeats 5] [--write]
+    python bench/video_loading.py --original-python <ORIGINAL_VENV>/bin/python \
+        --original-repo <ORIGINAL_REPO> [--repeats 5] [--write]
 """
 
 import argparse

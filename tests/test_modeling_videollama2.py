@@ -433,9 +433,23 @@ def test_audio_errors(av_model):
         av_model.generate(input_ids=ids, max_new_tokens=1)
     with pytest.raises(ValueError, match=r"must be \(batch, frames, 32\) filterbanks"):
         av_model(input_ids=ids, input_features=torch.zeros(1, 48, 128))
-    with torch.no_grad(), pytest.raises(ValueError, match="both raw `input_features` and"):
+    with (
+        torch.no_grad(),
+        pytest.raises(ValueError, match=r"both raw audio inputs and `mm_encoder_outputs\['audio'\]`"),
+    ):
         encoded = av_model.get_audio_features(filterbanks(1))
         av_model(input_ids=ids, input_features=filterbanks(1), mm_encoder_outputs={"audio": encoded})
+
+
+def test_encoded_audio_beside_raw_video_pixels(av_model):
+    """Encoder outputs of one modality leave the raw inputs of the others welcome."""
+    ids = torch.tensor([audio_prompt(av_model, with_video=True)])
+    video, features = pixels(1, 4), filterbanks(1)
+    with torch.no_grad():
+        encoded = {"audio": av_model.get_audio_features(features)}
+        mixed = av_model(input_ids=ids, pixel_values_videos=video, mm_encoder_outputs=encoded).logits
+        raw = av_model(input_ids=ids, pixel_values_videos=video, input_features=features).logits
+    assert torch.equal(mixed, raw)
 
 
 def test_audio_positions_never_count_in_the_loss_and_encoded_audio_equals_raw(av_model):

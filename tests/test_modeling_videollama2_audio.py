@@ -274,3 +274,26 @@ def test_user_errors():
         VideoLlama2AudioEncoderConfig(hidden_size=50, num_attention_heads=4)
     with pytest.raises(StrictDataclassError, match="num_buckets must be even"):
         VideoLlama2AudioEncoderConfig(num_buckets=321)
+
+
+def test_fused_attention_for_the_audio_visual_model_is_chosen_per_tower(tmp_path):
+    """The audio encoder adds a gated relative-position bias to its attention scores, which kernels without an
+    additive float mask (flash, flex) cannot take: asking one for the whole audio-visual model is refused by name,
+    and the per-tower form gives the LLM and the vision tower the fused kernel and the audio encoder sdpa. flex
+    attention stands in for flash attention here (same refusal, and it runs on CPU)."""
+    from transformers import AutoModelForImageTextToText
+    from videollama2_test_utils import tiny_config
+
+    from videollama2_hf import VideoLlama2ForConditionalGeneration
+
+    VideoLlama2ForConditionalGeneration(tiny_config(audio=True)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="VideoLlama2AudioEncoder does not support .*flex_attention"):
+        AutoModelForImageTextToText.from_pretrained(tmp_path, attn_implementation="flex_attention")
+    per_tower = {"text_config": "flex_attention", "vision_config": "flex_attention", "audio_config": "sdpa"}
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path, attn_implementation=per_tower)
+    config = model.config
+    assert (config.text_config._attn_implementation, config.vision_config._attn_implementation) == (
+        "flex_attention",
+    ) * 2
+    assert config.audio_config._attn_implementation == "sdpa"
+    assert model.model.audio_tower.config._attn_implementation == "sdpa"

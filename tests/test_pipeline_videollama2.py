@@ -79,7 +79,7 @@ def test_chat_pipeline_answers_images_and_videos(chat_pipe, folder, media, kind)
     item = ITEMS[kind](media)
     out = chat_pipe(text=chat(item), generate_kwargs=GREEDY, return_full_text=False)
     assert len(out) == 1 and set(out[0]) == {"input_text", "generated_text"}
-    assert out[0]["generated_text"].strip() == direct_answer(folder, item)
+    assert out[0]["generated_text"] == direct_answer(folder, item)
 
 
 def test_chat_pipeline_returns_the_conversation(chat_pipe, media):
@@ -126,14 +126,14 @@ def test_chat_pipeline_passes_num_frames_to_the_processor(chat_pipe, folder, med
     out = chat_pipe(
         text=chat(item), generate_kwargs=GREEDY, return_full_text=False, processor_kwargs={"num_frames": 4}
     )
-    assert out[0]["generated_text"].strip() == direct_answer(folder, item, num_frames=4)
+    assert out[0]["generated_text"] == direct_answer(folder, item, num_frames=4)
 
 
 def test_vqa_pipeline_answers_an_image_or_a_video(vqa, chat_pipe, media):
     for key, item in (("image", media["image_path"]), ("video", media["video_path"]), ("video", media["video_array"])):
         answer = vqa(**{key: item}, question=QUESTION, generate_kwargs=GREEDY)
         expected = chat_pipe(text=chat({"type": key, key: item}), generate_kwargs=GREEDY, return_full_text=False)
-        assert answer == [{"answer": expected[0]["generated_text"].strip()}]
+        assert answer == [{"answer": expected[0]["generated_text"]}]
 
 
 def test_vqa_pipeline_batches(vqa, media):
@@ -192,12 +192,20 @@ def test_visual_question_answering_task_through_custom_pipelines(folder, tmp_pat
 def test_pipeline_on_a_release_in_the_original_layout(fixtures_dir, tmp_path, media, chat_pipe):
     from videollama2_test_utils import original_folder
 
+    from videollama2_hf.original_checkpoint import load_original_processor
+
     release = original_folder(fixtures_dir, "mistral_stc_f8", tmp_path / "VideoLLaMA2-7B")
-    pipe = pipeline("image-text-to-text", model=str(release), dtype="float32")
+    processor = load_original_processor(release)  # a release has no processor files
+    pipe = pipeline("image-text-to-text", model=str(release), processor=processor, dtype="float32")
     item = chat(ITEMS["image path"](media))
     answer = pipe(text=item, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
     assert answer == chat_pipe(text=item, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
-    vqa = pipeline("image-text-to-text", model=str(release), pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline)
+    vqa = pipeline(
+        "image-text-to-text",
+        model=str(release),
+        processor=processor,
+        pipeline_class=VideoLlama2VisualQuestionAnsweringPipeline,
+    )
     assert vqa(image=media["image_path"], question=QUESTION, generate_kwargs=GREEDY)[0]["answer"]
 
 
@@ -216,13 +224,36 @@ def test_pipelines_hear_audio_and_videos_with_their_sound(audio_visual, media):
     )
     sound = {"type": "audio", "path": wav}
     heard = chat_pipe(text=chat(sound), generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
-    assert heard.strip() == direct_answer(audio_visual, sound)
-    assert vqa(audio=wav, question=QUESTION, generate_kwargs=GREEDY) == [{"answer": heard.strip()}]
+    assert heard == direct_answer(audio_visual, sound)
+    assert vqa(audio=wav, question=QUESTION, generate_kwargs=GREEDY) == [{"answer": heard}]
     video = {"type": "video", "path": media["video_path"]}
     kwargs = {"generate_kwargs": GREEDY, "return_full_text": False}
     with_sound = chat_pipe(text=chat(video), load_audio_from_video=True, **kwargs)[0]["generated_text"]
-    assert with_sound.strip() == direct_answer(audio_visual, video, load_audio_from_video=True)
+    assert with_sound == direct_answer(audio_visual, video, load_audio_from_video=True)
     answer = vqa(video=media["video_path"], question=QUESTION, with_audio=True, generate_kwargs=GREEDY)
-    assert answer == [{"answer": with_sound.strip()}]
+    assert answer == [{"answer": with_sound}]
     silent = vqa(video=media["video_path"], question=QUESTION, generate_kwargs=GREEDY)
     assert silent == [{"answer": direct_answer(audio_visual, video)}]
+
+
+@pytest.mark.parametrize("family", ["mistral", "chatml"])
+def test_chat_pipeline_answers_start_with_the_answer(family, folder, audio_visual, media):
+    """The pipeline's answer is the decoded answer itself for every chat template family: no newline left from
+    ChatML's "assistant\n", no space from Mistral's " [/INST]", also in the returned conversation and after a
+    previous turn."""
+    checkpoint = {"mistral": folder, "chatml": audio_visual}[family]
+    pipe = pipeline("image-text-to-text", model=str(checkpoint))
+    item = ITEMS["image path"](media)
+    expected = direct_answer(checkpoint, item)
+    assert pipe(text=chat(item), generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"] == expected
+    conversation = pipe(text=chat(item), generate_kwargs=GREEDY)[0]["generated_text"]
+    assert conversation[-1] == {"role": "assistant", "content": expected}
+    second_turn = [*conversation, {"role": "user", "content": [{"type": "text", "text": "And then?"}]}]
+    answer = pipe(text=second_turn, generate_kwargs=GREEDY, return_full_text=False)[0]["generated_text"]
+    assert answer and answer == answer.strip()
+    # a prompt alone holds no answer; generated tokens alone are all answer
+    prompt = pipe.processor.apply_chat_template(
+        chat(item), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )["input_ids"]
+    assert pipe.processor.post_process_image_text_to_text(prompt) == [""]
+    assert pipe.processor.post_process_image_text_to_text(prompt[0]) == [""]

@@ -67,6 +67,14 @@ class VideoLlama2ProcessorTest(ProcessorTesterMixin, unittest.TestCase):
         # a 2x2 patch grid and 2 frames: 8 tokens per image or video through the STC connector
         return {"chat_template": load_chat_template("mistral"), "projector_type": "stc_connector", "patch_size": 14}
 
+    def setUp(self):
+        """The processor classes unregistered from the Auto classes for each check: `import videollama2_hf` registers
+        them so that saved folders carry their code, and `save_pretrained` then writes `auto_map` onto the saved
+        object itself, which the mixin's save-and-reload comparisons (written for in-tree processors) do not expect."""
+        super().setUp()
+        for part in (VideoLlama2Processor, VideoLlama2ImageProcessor, VideoLlama2VideoProcessor):
+            self.enterContext(patch.object(part, "_auto_class", None))
+
     @property
     def video_sampling_expectations(self):
         """The mixin's cases on its 11-frame, 30 fps clip, except that by default VideoLLaMA2 samples the model's

@@ -32,10 +32,10 @@ def installed_transformers_version() -> str:
     return version("transformers")
 
 
-def _sdist_mixins(release: str) -> Path:
-    """`tests/*.py` of the transformers `release` sdist, downloaded and unpacked once into the cache."""
-    target = CACHE_DIR / "transformers-tests" / release
-    if (target / "test_modeling_common.py").is_file():
+def sdist_archive(release: str) -> Path:
+    """The transformers `release` sdist (`pip download`), downloaded once into the cache."""
+    target = CACHE_DIR / "transformers-sdist" / f"transformers-{release}.tar.gz"
+    if target.is_file():
         return target
     with tempfile.TemporaryDirectory(prefix="transformers-sdist-") as download_dir:
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"]
@@ -45,15 +45,32 @@ def _sdist_mixins(release: str) -> Path:
         if result.returncode != 0 or not archives:
             reason = (result.stderr.strip().splitlines() or ["no sdist downloaded"])[-1]
             raise MixinsUnavailable(
-                f"transformers {release}'s test mixins are neither in the shared hf-tests/versions/ nor downloadable "
-                f"({reason}); install a transformers release listed there, or give this machine access to PyPI."
+                f"transformers {release}'s sdist is not downloadable ({reason}); give this machine access to PyPI, "
+                f"or put the archive at {target}."
             )
-        staging = Path(tempfile.mkdtemp(prefix=f".{release}.", dir=_make_dirs(target.parent)))
-        with tarfile.open(archives[0]) as archive:
-            for member in archive.getmembers():
-                parts = Path(member.name).parts
-                if len(parts) == 3 and parts[1] == "tests" and parts[2].endswith(".py") and member.isfile():
-                    (staging / parts[2]).write_bytes(archive.extractfile(member).read())
+        staging = _make_dirs(target.parent) / f".{archives[0].name}.{os.getpid()}"
+        shutil.copyfile(archives[0], staging)
+        os.replace(staging, target)  # atomic: a concurrent run sees the whole archive or none
+    return target
+
+
+def _sdist_mixins(release: str) -> Path:
+    """`tests/*.py` of the transformers `release` sdist, unpacked once into the cache."""
+    target = CACHE_DIR / "transformers-tests" / release
+    if (target / "test_modeling_common.py").is_file():
+        return target
+    try:
+        archive = sdist_archive(release)
+    except MixinsUnavailable as error:
+        raise MixinsUnavailable(
+            f"transformers {release}'s test mixins are not in the shared hf-tests/versions/ and {error}"
+        ) from None
+    staging = Path(tempfile.mkdtemp(prefix=f".{release}.", dir=_make_dirs(target.parent)))
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            parts = Path(member.name).parts
+            if len(parts) == 3 and parts[1] == "tests" and parts[2].endswith(".py") and member.isfile():
+                (staging / parts[2]).write_bytes(tar.extractfile(member).read())
     if not (staging / "test_modeling_common.py").is_file():
         shutil.rmtree(staging, ignore_errors=True)
         raise MixinsUnavailable(f"The transformers {release} sdist holds no tests/test_modeling_common.py.")

@@ -6,13 +6,20 @@ checkpoints for the Auto-class, pipeline, CLI and README tests built from the pa
 * `converted_folder`: the same checkpoint loaded directly and written with `save_pretrained` (HF layout, processor);
 * `run_without_the_package`: a script in a fresh interpreter that cannot import `videollama2_hf` (remote code);
 * `audio_visual_*`: the audio-visual fixture (`qwen2_siglip_av`) built from its original layout with the key table,
-  its processor with the filterbank extractor, and the two saved as a transformers-layout folder.
+  its processor with the filterbank extractor, and the two saved as a transformers-layout folder;
+* `running_server`: `videollama2-hf serve` on 127.0.0.1 and a free port, stopped by its PID (also used by
+  bench/serve_overhead.py).
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -289,3 +296,64 @@ def run_without_the_package(script: str, *args, cwd: Path) -> dict:
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+class ServerProcess:
+    """A `videollama2-hf serve` process started by `running_server`: its `url` (http://127.0.0.1:PORT), `pid` and
+    `log()` (what it printed so far)."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log_file):
+        self.process, self.url, self.pid, self._log_file = process, url, process.pid, log_file
+
+    def log(self) -> str:
+        self._log_file.seek(0)
+        return self._log_file.read().decode(errors="replace")
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(model, *options: str, startup_seconds: float = 240, launcher: list[str] | None = None):
+    """`videollama2-hf serve MODEL` on 127.0.0.1 and a free port, on the CPU, until the block ends; then stopped by
+    its PID (SIGTERM, then SIGKILL after 30 s). Fails with the server's output if it is not answering
+    `/health` within `startup_seconds`. `launcher`: the command before `serve` (default: this environment's
+    `videollama2-hf` script, as a user runs it)."""
+    launcher = launcher or [str(Path(sys.executable).with_name("videollama2-hf"))]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_file = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [*launcher, "serve", str(model), "--port", str(port), "--device", "cpu", *options],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    server = ServerProcess(process, url, log_file)
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited with code {process.returncode}:\n{server.log()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not answer within {startup_seconds} s:\n{server.log()[-4000:]}")
+            time.sleep(0.5)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()

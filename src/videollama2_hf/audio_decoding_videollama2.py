@@ -26,7 +26,7 @@ from fractions import Fraction
 import numpy as np
 from transformers.utils import logging
 
-from .media_sources_videollama2 import check_not_empty, download, is_video_source, media_source
+from .media_sources_videollama2 import MediaNotFoundError, check_not_empty, download, is_video_source, media_source
 from .token_counts_videollama2 import AUDIO_CLIP_SECONDS, AUDIO_SAMPLING_RATE
 from .video_decoding_videollama2 import ffmpeg_reason
 
@@ -108,7 +108,7 @@ def _source(source, what: str) -> tuple[object, str]:
         )
     openable, name = media_source(source, what, download)  # this module's `download`, which tests can replace
     if isinstance(openable, str) and not os.path.isfile(openable):  # a local path
-        raise FileNotFoundError(f"No audio or video file at {openable}. Check the path.")
+        raise MediaNotFoundError(f"No audio or video file at {openable}. Check the path.")
     check_not_empty(openable, name, what if what == "audio" else "sound")
     return openable, name
 

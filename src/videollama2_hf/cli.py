@@ -374,17 +374,80 @@ def _run_info(args) -> int:
     return 0
 
 
+_SERVE_EXAMPLES = """examples:
+  videollama2-hf serve ./VideoLLaMA2-7B-16F-hf
+  videollama2-hf serve ./VideoLLaMA2.1-7B-AV-hf --port 8001 --dtype bfloat16 --device cuda
+
+Every `transformers serve` option may follow MODEL (`transformers serve --help` lists them). The defaults that differ:
+--host 127.0.0.1 (this machine only; --host 0.0.0.0 listens on every interface) and the checkpoint's own number of
+video frames (--chat-template-kwargs '{"num_frames": N}' sets another). Clients name the model as given here.
+On a small or busy CPU machine, start it with OMP_NUM_THREADS=1 (the API and model processes each start a torch pool).
+Needs transformers' serving dependencies: pip install "videollama2-hf[serve]". See docs/serving.md.
+"""
+
+
+def _add_serve_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a converted checkpoint with transformers' OpenAI-compatible server",
+        description="Serve a converted VideoLLaMA2 checkpoint with `transformers serve` (chat completions for text, "
+        "images, videos and, with an audio-visual checkpoint, audio and the sound of videos), using this package's "
+        "classes.",
+        epilog=_SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="converted checkpoint: local folder or Hub repo id")
+    parser.add_argument("serve_options", nargs=argparse.REMAINDER, metavar="...", help="`transformers serve` options")
+    parser.set_defaults(run=_run_serve, parser=parser)
+
+
+def _run_serve(args) -> int:
+    from .serving import serve
+
+    return serve(args.model, args.serve_options)
+
+
+def _add_export_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export-transformers",
+        help="add the model to a transformers source tree, as a pull request to transformers would",
+        description="Write VideoLLaMA2 into TREE, an unpacked transformers source tree (sdist or git clone) of the "
+        "installed version: src/transformers/models/videollama2/ generated from this package's model files and "
+        "conversion script, the entries of transformers' Auto tables, tests/models/videollama2/ and "
+        "docs/source/en/model_doc/videollama2.md. Rerunning it gives the same tree.",
+        epilog="example:\n"
+        "  pip download --no-deps --no-binary :all: transformers==$(python -c 'import transformers as t; "
+        "print(t.__version__)')\n"
+        "  tar xzf transformers-*.tar.gz && videollama2-hf export-transformers transformers-*/\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("tree", metavar="TREE", help="transformers source tree (holds src/transformers)")
+    parser.set_defaults(run=_run_export, parser=parser)
+
+
+def _run_export(args) -> int:
+    from .export_transformers import check_tree, export_transformers
+
+    check_tree(args.tree)  # before the heavy imports
+    written = export_transformers(args.tree)
+    print(f"wrote {len(written)} files into {args.tree}")
+    return 0
+
+
 _EPILOG = """commands:
-  convert   convert a released checkpoint to the transformers layout (and push it to the Hub)
-  ask       answer a question about a video, an image or a sound
-  batch     answer a question about every item of a folder or manifest (resumable, shardable)
-  info      describe a checkpoint folder
+  convert               convert a released checkpoint to the transformers layout (and push it to the Hub)
+  ask                   answer a question about a video, an image or a sound
+  batch                 answer a question about every item of a folder or manifest (resumable, shardable)
+  info                  describe a checkpoint folder
+  export-transformers   add the model to a transformers source tree, as a pull request would
+  serve                 serve a converted checkpoint with an OpenAI-compatible API
 
 examples:
   videollama2-hf convert DAMO-NLP-SG/VideoLLaMA2-7B-16F ./VideoLLaMA2-7B-16F-hf --verify
   videollama2-hf ask --model ./VideoLLaMA2-7B-16F-hf --video clip.mp4 "What happens?"
   videollama2-hf batch --model ./VideoLLaMA2-7B-16F-hf --input clips/ --output answers.jsonl --question "Why?"
   videollama2-hf info ./VideoLLaMA2-7B-16F-hf
+  videollama2-hf serve ./VideoLLaMA2-7B-16F-hf --port 8000
 
 exit codes: 0 success, 1 runtime error (missing file or model, bad checkpoint, no network, ...), 2 usage error,
 130 interrupted. `videollama2-hf COMMAND --help` describes each command.
@@ -404,6 +467,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_ask_parser(subparsers)
     _add_batch_parser(subparsers)
     _add_info_parser(subparsers)
+    _add_serve_parser(subparsers)
+    _add_export_parser(subparsers)
     return parser
 
 

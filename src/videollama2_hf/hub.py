@@ -4,6 +4,7 @@ one-line error at once when the Hub cannot be reached (huggingface_hub itself re
 connection error from deep inside its HTTP stack). Reachability is asked of huggingface_hub's HTTP client, so it
 follows the proxy settings downloads follow."""
 
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -77,4 +78,49 @@ def download(repo_id: str, patterns: list[str], revision: str | None = None, tok
     return Path(folder)
 
 
-__all__ = ["HubUnreachableError", "NotInCacheError", "download", "list_files", "looks_like_repo_id"]
+def push_folder_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token=None,
+) -> str:
+    """Create `repo_id` (if needed) and upload `folder` to it; returns the repo URL. The token comes from the usual
+    huggingface_hub sources (`HF_TOKEN`, `hf auth login`) unless given.
+
+    Upload method: huggingface_hub >= 2 has no `upload_large_folder`; its `upload_folder` is itself streamed,
+    resumable (re-running skips committed files and deduplicated chunks) and splits very large folders into several
+    commits, and it takes `commit_message` and `revision`, so it is used. With an older huggingface_hub that still
+    has `upload_large_folder` (resumable, but without a commit message), that is used unless a commit message is
+    given, in which case `upload_folder` is used so the message is honoured.
+    """
+    import huggingface_hub
+
+    api = huggingface_hub.HfApi(token=token)
+    url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+    upload_large_folder = getattr(api, "upload_large_folder", None)
+    if upload_large_folder is not None and commit_message is None:
+        upload_large_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", revision=revision)
+    else:
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="model",
+            revision=revision,
+            commit_message=commit_message or f"Add {Path(folder).name}, converted with videollama2-hf",
+        )
+    return str(url)
+
+
+__all__ = [
+    "HubUnreachableError",
+    "NotInCacheError",
+    "download",
+    "list_files",
+    "looks_like_repo_id",
+    "push_folder_to_hub",
+]

@@ -14,7 +14,7 @@ import PIL.ImageOps
 from transformers import CLIPImageProcessorPil
 from transformers.image_utils import ChannelDimension, infer_channel_dimension_format
 
-from .media_sources_videollama2 import check_not_empty, is_video_source, media_source
+from .media_sources_videollama2 import MediaNotFoundError, check_not_empty, is_video_source, media_source
 
 
 # Modes of 16-bit samples, and PIL's 32-bit integer mode, in which Pillow reads 16-bit PNGs and TIFFs too.
@@ -56,7 +56,7 @@ def open_image(source) -> PIL.Image.Image:
             source = _bare_base64(source) or source
     openable, name = media_source(source, "image")
     if isinstance(openable, str) and not os.path.isfile(openable):
-        raise FileNotFoundError(f"No image file at {openable}. Check the path.")
+        raise MediaNotFoundError(f"No image file at {openable}. Check the path.")
     check_not_empty(openable, name, "image")
     try:
         with PIL.Image.open(openable) as image:

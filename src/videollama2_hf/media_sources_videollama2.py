@@ -24,6 +24,16 @@ class MediaTooLargeError(ValueError):
     """A download or `data:` URI larger than `MAX_MEDIA_BYTES`."""
 
 
+# Media errors are `ValueError`s too: a missing file or a failed download is the caller's to fix, and servers that
+# run the processor (`transformers serve`) answer `ValueError`s with 400 and the message, other errors with 500.
+class MediaNotFoundError(FileNotFoundError, ValueError):
+    """No media file at the path given."""
+
+
+class MediaDownloadError(OSError, ValueError):
+    """A media URL that could not be downloaded."""
+
+
 def _size(num_bytes: int) -> str:
     return f"{num_bytes} bytes" if num_bytes < 2**20 else f"{num_bytes / 2**20:.1f} MiB"
 
@@ -54,7 +64,7 @@ def download(url: str) -> bytes:
                     raise _too_large(url, size, limit)
                 chunks.append(chunk)
     except httpx.HTTPError as error:
-        raise OSError(
+        raise MediaDownloadError(
             f"Could not download {url} ({error}). Download it yourself and pass the local file path (or its bytes) "
             "instead."
         ) from error
@@ -129,4 +139,13 @@ def check_not_empty(source, name: str, what: str) -> None:
         raise ValueError(f"{name} is empty (0 bytes): there is no {what} in it. Check the file.")
 
 
-__all__ = ["MAX_MEDIA_BYTES", "MediaTooLargeError", "check_not_empty", "download", "is_video_source", "media_source"]
+__all__ = [
+    "MAX_MEDIA_BYTES",
+    "MediaDownloadError",
+    "MediaNotFoundError",
+    "MediaTooLargeError",
+    "check_not_empty",
+    "download",
+    "is_video_source",
+    "media_source",
+]

@@ -16,7 +16,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.modeling_utils import PreTrainedModel, slice_logits_to_keep
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs, logging, torch_compilable_check
+from transformers.utils import TransformersKwargs, auto_docstring, logging, torch_compilable_check
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import select_hidden_states
@@ -248,7 +248,11 @@ class VideoLlama2PreTrainedModel(PreTrainedModel):
 
 class VideoLlama2Model(VideoLlama2PreTrainedModel):
     """Vision tower, connector and language model without the LM head; with `config.audio_config`, also the audio
-    tower and its projector."""
+    tower and its projector.
+
+    `forward` follows Llava's (`LlavaModel.forward`: features scattered into the placeholder positions, then the
+    language model), extended to three modalities and `mm_encoder_outputs`; not inherited, as Llava's signature and
+    placeholder handling are for one image modality."""
 
     def __init__(self, config: VideoLlama2Config):
         super().__init__(config)
@@ -403,6 +407,7 @@ class VideoLlama2Model(VideoLlama2PreTrainedModel):
         return mask
 
     @can_return_tuple
+    @auto_docstring
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
@@ -538,6 +543,7 @@ class VideoLlama2ForConditionalGeneration(VideoLlama2PreTrainedModel, Generation
         return model_inputs
 
     @can_return_tuple
+    @auto_docstring
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,

@@ -27,7 +27,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.models.siglip.modeling_siglip import eager_attention_forward  # the standard eager attention
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs
+from transformers.utils import TransformersKwargs, auto_docstring
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -42,7 +42,9 @@ WEIGHT_NORM_EPS = 1e-6
 def relative_position_bucket(relative_positions: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
     """T5-style bidirectional buckets: half of the buckets per direction, exact below a quarter of them, then
     log-spaced up to `max_distance`. Computed in float32 with the original's order of operations, so that the
-    truncation to integers lands on the same bucket."""
+    truncation to integers lands on the same bucket. WavLM's `_relative_positions_bucket` is the same scheme but adds
+    `max_exact` before truncating, which can land one bucket higher where that float sum rounds up to an integer:
+    hence not inherited from it."""
     half = num_buckets // 2
     max_exact = half // 2
     buckets = (relative_positions > 0).long() * half
@@ -289,6 +291,7 @@ class VideoLlama2AudioEncoder(VideoLlama2AudioEncoderPreTrainedModel):
 
     @merge_with_config_defaults
     @capture_outputs
+    @auto_docstring
     def forward(self, input_features: torch.Tensor, **kwargs: Unpack[TransformersKwargs]) -> BaseModelOutput:
         r"""
         input_features (`torch.FloatTensor` of shape `(batch_size, num_frames, num_mel_bins)`):

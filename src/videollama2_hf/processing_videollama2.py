@@ -19,11 +19,21 @@ NO_AUDIO_TOWER = (
     "This checkpoint has no audio encoder, so it cannot hear audio: only audio-visual checkpoints such as "
     "VideoLLaMA2.1-7B-AV do (their processor has a feature extractor). Ask about the video or image alone."
 )
+# `transformers serve` asks every multimodal model for the sound of videos; a model without ears only sees them.
+VIDEOS_NOT_HEARD = "This checkpoint has no audio encoder: `load_audio_from_video` is ignored, videos are only seen."
 
 
 def _is_empty(media) -> bool:
     """`[]`, or `[[], []]` as `apply_chat_template` groups media per conversation: no media of that kind."""
     return isinstance(media, (list, tuple)) and all(isinstance(item, (list, tuple)) and not item for item in media)
+
+
+def _after_last(marker: list[int], ids: list[int]) -> list[int]:
+    """`ids` after the last occurrence of `marker` in them; all of `ids` without one (or without a marker)."""
+    for start in range(len(ids) - len(marker), -1, -1) if marker else ():
+        if ids[start : start + len(marker)] == marker:
+            return ids[start + len(marker) :]
+    return ids
 
 
 def _only_audio_sources(audio) -> bool:
@@ -125,11 +135,26 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         names = super().model_input_names
         return names if self.feature_extractor is None else names + list(self.feature_extractor.model_input_names)
 
-    def __call__(self, images=None, text=None, videos=None, audio=None, audio_from_video_indices=None, **kwargs):
+    def __call__(
+        self, images=None, text=None, videos=None, audio=None, audio_from_video_indices=None, audios=None, **kwargs
+    ):
         """transformers' omni-modal processing. Audio files, URLs and the sound of videos are decoded here, at the
         feature extractor's rate; waveforms given as arrays need `sampling_rate=` (16 kHz). An empty list (or a list
-        of empty per-conversation lists) of images, videos or audio means none of that kind."""
+        of empty per-conversation lists) of images, videos or audio means none of that kind.
+
+        Prompts rendered by the chat template (`apply_chat_template(..., tokenize=False)`) already start with the
+        BOS of Mistral checkpoints: no second one is added, as `apply_chat_template(tokenize=True)` does. `audios=`,
+        transformers 4's name that evaluation harnesses still pass (lmms-eval), is taken as `audio=`."""
+        if audios is not None:
+            if audio is not None:
+                raise ValueError("Pass the audio once, as `audio=` (`audios=` is its former name).")
+            audio = audios
         images, videos, audio = (None if _is_empty(media) else media for media in (images, videos, audio))
+        if self._starts_with_bos(text) and "add_special_tokens" not in {**kwargs, **kwargs.get("text_kwargs", {})}:
+            kwargs["add_special_tokens"] = False
+        if self.feature_extractor is None and kwargs.get("load_audio_from_video"):
+            logger.warning_once(VIDEOS_NOT_HEARD)
+            kwargs["load_audio_from_video"] = False
         if videos is not None:
             split_videos(videos)  # a video given as an empty frame list: one clear error before transformers' checks
         if self.feature_extractor is not None and _only_audio_sources(audio):
@@ -143,8 +168,19 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
             **kwargs,
         )
 
+    def _starts_with_bos(self, text) -> bool:
+        """Whether every prompt of `text` (a string or a list of them) starts with the tokenizer's BOS text."""
+        bos = self.tokenizer.bos_token
+        texts = [text] if isinstance(text, str) else text
+        return bool(
+            bos
+            and texts
+            and isinstance(texts, (list, tuple))
+            and all(isinstance(prompt, str) and prompt.startswith(bos) for prompt in texts)
+        )
+
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
-        if self.feature_extractor is None and (audio is not None or kwargs.get("load_audio_from_video")):
+        if self.feature_extractor is None and audio is not None:
             raise ValueError(NO_AUDIO_TOWER)
         super().validate_inputs(images=images, text=text, videos=videos, audio=audio, **kwargs)
 
@@ -156,8 +192,11 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
             for conversation in conversations
             for message in conversation
         )
-        if self.feature_extractor is None and (has_audio or load_audio_from_video):
+        if self.feature_extractor is None and has_audio:
             raise ValueError(NO_AUDIO_TOWER)
+        if self.feature_extractor is None and load_audio_from_video:
+            logger.warning_once(VIDEOS_NOT_HEARD)
+            load_audio_from_video = False
         for conversation in conversations:
             for message in conversation:
                 if isinstance(message.get("content"), list):
@@ -288,9 +327,30 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         size = crop or processor.size
         return size.get("height") or size["shortest_edge"]
 
+    def _generation_prompt_ids(self) -> list[int]:
+        """The token ids that end every prompt the chat template renders for generation (ChatML's
+        `<|im_end|>\n<|im_start|>assistant\n`, Mistral's ` [/INST]`): the prompt of a short user turn tokenized with
+        and without them. Empty without a chat template."""
+        if self.chat_template is None:
+            return []
+        marker = "\x00"
+        prompt = self.apply_chat_template([{"role": "user", "content": marker}], add_generation_prompt=True)
+        head = prompt[: prompt.rindex(marker) + 1]
+        full_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        head_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
+        return full_ids[len(head_ids) :] if full_ids[: len(head_ids)] == head_ids else []
+
     def post_process_image_text_to_text(self, generated_outputs, skip_special_tokens=True, **kwargs):
-        """Decoded answers, stripped as the original's `mm_infer` does."""
-        texts = self.tokenizer.batch_decode(generated_outputs, skip_special_tokens=skip_special_tokens, **kwargs)
+        """Each sequence's answer, stripped as the original's `mm_infer` does: what follows its last generation
+        prompt, so all of it for generated tokens alone. Sequences that still hold their prompt, as the
+        image-text-to-text pipeline decodes them, thus give the answer without the whitespace that ends the prompt
+        (the newline after ChatML's "assistant", the space before a Mistral answer), and their prompt alone gives
+        nothing (the pipeline takes that off the front)."""
+        if getattr(generated_outputs, "ndim", 2) == 1:
+            generated_outputs = generated_outputs[None]
+        marker = self._generation_prompt_ids()
+        answers = [_after_last(marker, [int(token) for token in ids]) for ids in generated_outputs]
+        texts = self.tokenizer.batch_decode(answers, skip_special_tokens=skip_special_tokens, **kwargs)
         return [text.strip() for text in texts]
 
 

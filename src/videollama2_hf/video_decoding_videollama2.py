@@ -26,7 +26,7 @@ from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
 
 from .image_processing_videollama2 import load_image, open_image
-from .media_sources_videollama2 import check_not_empty, is_video_source, media_source
+from .media_sources_videollama2 import MediaNotFoundError, check_not_empty, is_video_source, media_source
 
 
 logger = logging.get_logger(__name__)
@@ -438,7 +438,7 @@ def _video_source(video) -> tuple[object, str]:
         raise TypeError(f"Cannot read a video from {type(video).__name__}; pass a path, URL, bytes or file object.")
     source, name = media_source(video, "video")
     if isinstance(source, str) and not os.path.exists(source):
-        raise FileNotFoundError(f"No video file or frame folder at {source}. Check the path.")
+        raise MediaNotFoundError(f"No video file or frame folder at {source}. Check the path.")
     return source, name
 
 

@@ -28,7 +28,7 @@ from transformers.image_utils import (
     PILImageResampling,
     SizeDict,
 )
-from transformers.processing_utils import Unpack, VideosKwargs
+from transformers.processing_utils import VideosKwargs
 from transformers.utils import TensorType, logging
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
@@ -211,8 +211,10 @@ _TWO_PASS_FILTERS = {
 def _first_pass(height: int, width: int, new_height: int, new_width: int, resample) -> str | None:
     """Which pass PIL runs first for this resize ("horizontal" or "vertical"; None if neither split reproduces it).
 
-    The order is Pillow's choice and has changed between versions, so it is read off a resize of noise once per
-    shape: each split order is bit-identical to the one-call resize exactly when PIL runs its passes in that order.
+    Pillow 10 ran the horizontal pass first for every shape measured; Pillow 13 picks the order per shape by a rule it
+    does not document (vertical first for 79 of 331 random shapes). So the order is read off one resize of a fixed
+    pseudo-random image per shape (cached): each split order is bit-identical to the one-call resize exactly when
+    PIL runs its passes in that order.
     """
     noise = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
     reference = np.asarray(noise.resize((new_width, new_height), resample))
@@ -289,32 +291,18 @@ def _transform_frame(
     return output
 
 
-def usable_cpus() -> tuple[int, int]:
-    """(CPUs this process may use, of which idle now): its CPU affinity capped by `torch.get_num_threads()` (the
-    user's thread budget), and that less the CPUs other runnable tasks hold (the kernel's instantaneous count of
-    runnable tasks in /proc/loadavg). Both at least 1."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    cpus = max(1, min(cpus, torch.get_num_threads()))
-    try:
-        with open("/proc/loadavg") as loadavg:
-            others = int(loadavg.read().split()[3].split("/")[0]) - 1  # runnable tasks, this one excepted
-    except (OSError, ValueError, IndexError):
-        others = 0
-    return cpus, max(1, min(cpus, (os.cpu_count() or cpus) - others))
-
-
 def worker_threads(decoding: bool) -> int:
     """Threads to transform frames on; 0 runs them on the calling thread.
 
-    While the calling thread decodes a video file, one worker resizes beside it whenever a second CPU is usable at
-    all: the pipeline never costs more than it saves, even on a busy machine, where the kernel shares CPUs per thread.
-    More workers are added only for CPUs idle right now, as extra threads on busy CPUs only fight over them (and over
-    the GIL). Frames given as arrays have no decoding to overlap, so a single worker would only add a hand-over.
+    The budget is the user's: `torch.get_num_threads()` within the process's CPU affinity (1 in DataLoader workers,
+    where processes already run side by side). While the calling thread decodes a video file, the other threads of
+    the budget resize; frames given as arrays have no decoding to overlap, so a single thread works inline.
     """
-    cpus, idle = usable_cpus()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = max(1, min(cpus, torch.get_num_threads()))
     if decoding:
-        return min(max(idle - 1, 1), cpus - 1)
-    return idle if idle > 1 else 0
+        return cpus - 1
+    return cpus if cpus > 1 else 0
 
 
 class _InlineExecutor:
@@ -395,9 +383,6 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
     apply_rotation = True
     valid_kwargs = VideoLlama2VideoProcessorKwargs
 
-    def __init__(self, **kwargs: Unpack[VideoLlama2VideoProcessorKwargs]):
-        super().__init__(**kwargs)
-
     def sample_frames(
         self,
         metadata: VideoMetadata,
@@ -472,6 +457,11 @@ class VideoLlama2VideoProcessor(BaseVideoProcessor):
             elif isinstance(video, (list, tuple)):  # frames, used as given
                 if do_sample_frames and any(isinstance(frame, (str, os.PathLike)) for frame in video):
                     # image files of a video are taken to be its sampled frames already, as in transformers
+                    if len(video) == 1:  # a chat's video item naming an image file
+                        raise ValueError(
+                            f"{os.fspath(video[0])} is an image, not a video: pass it as an image (an image item or "
+                            "`image_url`, or `images=`), or as a video's frames with `do_sample_frames=False`."
+                        )
                     raise ValueError(
                         "Sampling frames from a list of images is not supported! Set `do_sample_frames=False` to use "
                         "these image files as the video's frames."
