@@ -126,6 +126,18 @@ Without network access, download the checkpoint first and pass its folder.
 """
 
 
+def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Greedy decoding unless --do-sample, as the original's `mm_infer`; shared by `ask` and `batch`."""
+    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (with --do-sample)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (with --do-sample)")
+
+
+def _check_sampling_arguments(args, parser: argparse.ArgumentParser) -> None:
+    if (args.temperature is not None or args.top_p is not None) and not args.do_sample:
+        parser.error("--temperature/--top-p need --do-sample")
+
+
 def _add_ask_parser(subparsers) -> None:
     from .inference import DEFAULT_MODEL, DTYPES
 
@@ -171,9 +183,7 @@ def _add_ask_parser(subparsers) -> None:
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:1, mps, ... (default: auto = cuda if available)"
     )
-    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (with --do-sample)")
-    parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (with --do-sample)")
+    _add_sampling_arguments(parser)
     parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     parser.set_defaults(run=_run_ask, parser=parser)
@@ -187,8 +197,7 @@ def _run_ask(args) -> int:
         parser.error("--num-frames must be positive")
     if args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be positive")
-    if (args.temperature is not None or args.top_p is not None) and not args.do_sample:
-        parser.error("--temperature/--top-p need --do-sample")
+    _check_sampling_arguments(args, parser)
     if args.with_audio and args.video is None:
         parser.error("--with-audio hears the sound of a video: it needs --video")
     from .inference import ask, check_model_folder, load_media, load_model_and_processor
@@ -292,9 +301,7 @@ def _add_batch_parser(subparsers) -> None:
         "--dtype", choices=DTYPES, default="auto", help="weights dtype (default: auto = the checkpoint's)"
     )
     parser.add_argument("--num-threads", type=int, metavar="N", help="torch CPU threads per process")
-    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (with --do-sample)")
-    parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (with --do-sample)")
+    _add_sampling_arguments(parser)
     parser.add_argument("--seed", type=int, help="random seed (process k of a launch uses SEED + k)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress, warnings and errors only")
     parser.set_defaults(run=_run_batch, parser=parser)
@@ -313,8 +320,7 @@ def _run_batch(args) -> int:
     ):
         if value is not None and value < least:
             parser.error(f"{flag} must be {'positive' if least else 'zero or more'}")
-    if (args.temperature is not None or args.top_p is not None) and not args.do_sample:
-        parser.error("--temperature/--top-p need --do-sample")
+    _check_sampling_arguments(args, parser)
     from transformers.utils import logging as hf_logging
 
     from .auto_registration import register_auto_classes
