@@ -3,8 +3,9 @@ virtual environment where the package was installed with `pip install .`, so tha
 `install_requires` fails here instead of on a user's machine.
 
 Covers the command line (`--version`, `--help`, `convert` with and without `--verify`, `info`, `ask` on a video, an
-image and a release in the original layout, `python -m videollama2_hf`) and every ```python example of the README
-and the docs. Exits non-zero on the first failure; prints one line per check and a closing `N passed, 0 failed`.
+image and a release in the original layout, `batch` on a folder, `serve` without its extra, `python -m
+videollama2_hf`) and every ```python example of the README and the docs. Exits non-zero on the first failure;
+prints one line per check and a closing `N passed, 0 failed`.
 
     python tests/runtime_smoke.py   # reads ../shared (or $VIDEOLLAMA2_SHARED)
 """
@@ -42,6 +43,31 @@ def command(*argv: str, cwd: Path) -> str:
     return result.stdout
 
 
+def batch(root: Path) -> None:
+    """`batch` over a folder holding a video and an image: one answer line each (DataLoader workers, accelerate)."""
+    import json
+    import shutil
+
+    folder = root / "batch-input"
+    folder.mkdir()
+    for name in ("sample_demo_1.mp4", "extreme_ironing.jpg"):
+        shutil.copy(root / name, folder / name)
+    argv = ("--model", "converted", "--input", "batch-input", "--output", "answers.jsonl", "--question", "Why?")
+    command("batch", *argv, "--max-new-tokens", "4", "--batch-size", "2", "--device", "cpu", "-q", cwd=root)
+    lines = [json.loads(line) for line in (root / "answers.jsonl").read_text().splitlines()]
+    if len(lines) != 2 or any("error" in line or not line.get("answer") for line in lines):
+        raise RuntimeError(f"batch wrote {lines}")
+
+
+def serve_without_extra(root: Path) -> None:
+    """Without the server's packages (not runtime dependencies), `serve` says in one line how to get them."""
+    executable = Path(sys.executable).parent / "videollama2-hf"
+    result = subprocess.run([str(executable), "serve", "converted"], cwd=root, capture_output=True, text=True)
+    message = result.stderr.strip()
+    if result.returncode == 0 or "videollama2-hf[serve]" not in message or len(message.splitlines()) != 1:
+        raise RuntimeError(f"serve without its extra exited {result.returncode}: {message[-2000:]}")
+
+
 def main() -> int:
     shared = shared_dir()
     passed = 0
@@ -72,6 +98,8 @@ def main() -> int:
         video = ("--video", "sample_demo_1.mp4", "--with-audio")
         check("ask --video --with-audio", command, *hear, *video, "What is it?", cwd=root)
         check("ask (release layout)", command, *ask, "--model", release, "--image", "desert.png", "Why?", cwd=root)
+        check("batch (a folder of media)", batch, root)
+        check("serve without the [serve] extra", serve_without_extra, root)
         module = [sys.executable, "-m", "videollama2_hf", "--version"]
         check("python -m videollama2_hf", subprocess.run, module, check=True, capture_output=True, timeout=300)
         os.chdir(root)
