@@ -169,7 +169,7 @@ def test_audio_rows_need_an_audio_visual_model(tiny_model, media_dir, tmp_path, 
     assert not (tmp_path / "answers.jsonl").exists()
 
 
-def test_a_corrupt_or_missing_item_is_its_own_error_line(tiny_model, media_dir, tmp_path, capsys):
+def test_a_corrupt_or_missing_item_is_its_own_error_line(tiny_model, media_dir, tmp_path, capsys, caplog):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(4096))
     rows = visual_rows(media_dir)[:4]
@@ -179,9 +179,11 @@ def test_a_corrupt_or_missing_item_is_its_own_error_line(tiny_model, media_dir, 
     ]
     manifest = write_manifest(tmp_path / "questions.jsonl", rows)
     output = tmp_path / "answers.jsonl"
-    code, out, err = run(batch_argv(tiny_model, manifest, output, "--batch-size", "3", "--num-workers", "1"), capsys)
+    # the command's logger does not propagate: caplog's handler is put on it (the fixture above removes it)
+    logging.getLogger("transformers.videollama2_hf").addHandler(caplog.handler)
+    code, out, _ = run(batch_argv(tiny_model, manifest, output, "--batch-size", "3", "--num-workers", "1"), capsys)
     assert code == 0
-    assert json.loads(out)["errors"] == 2 and "2 items could not be answered" in err
+    assert json.loads(out)["errors"] == 2 and "2 items could not be answered" in caplog.text
     records = {record["id"]: record for record in read_lines(output)}
     assert list(records) == [row["id"] for row in rows]
     assert "corrupt" in records["corrupt"]["error"] and "answer" not in records["corrupt"]
