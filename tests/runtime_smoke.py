@@ -60,9 +60,16 @@ def batch(root: Path) -> None:
 
 
 def serve_without_extra(root: Path) -> None:
-    """Without the server's packages (not runtime dependencies), `serve` says in one line how to get them."""
+    """Without the server's packages (not runtime dependencies), `serve` says in one line how to get them. With them
+    installed (the floor pass installs the [test] extra) it would start serving: tests/test_serving.py covers that."""
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi") is not None:
+        print("    (the [serve] extra is installed here: not checked)", flush=True)
+        return
     executable = Path(sys.executable).parent / "videollama2-hf"
-    result = subprocess.run([str(executable), "serve", "converted"], cwd=root, capture_output=True, text=True)
+    command = [str(executable), "serve", "converted"]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
     message = result.stderr.strip()
     if result.returncode == 0 or "videollama2-hf[serve]" not in message or len(message.splitlines()) != 1:
         raise RuntimeError(f"serve without its extra exited {result.returncode}: {message[-2000:]}")
