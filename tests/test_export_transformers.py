@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,13 @@ import torch
 from conftest import HF_TESTS_DIR, SHARED_DIR
 from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
 from transformers_mixins import installed_transformers_version, sdist_archive
-from videollama2_test_utils import _BLOCK_THE_PACKAGE, audio_visual_folder, converted_folder
+from videollama2_test_utils import (
+    _BLOCK_THE_PACKAGE,
+    audio_visual_folder,
+    converted_folder,
+    stop_by_pid,
+    wait_until_answering,
+)
 
 from videollama2_hf.cli import main
 
@@ -261,7 +265,8 @@ def test_transformers_serve_answers_the_openai_client(tree, folders, media_dir, 
         port = probe.getsockname()[1]
     server = run_in_tree(tree, SERVE, folder, port, cwd=tmp_path, wait=False)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/health", server, timeout=180)
+        printed = lambda: server.stdout.read() if server.poll() is not None else ""  # noqa: E731  (a pipe: read once it ended)
+        wait_until_answering(server, f"http://127.0.0.1:{port}", 180, printed)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", timeout=180, max_retries=0)
         video = {"type": "video_url", "video_url": {"url": str(media_dir / "sample_demo_1.mp4")}}
         response = client.chat.completions.create(
@@ -273,27 +278,9 @@ def test_transformers_serve_answers_the_openai_client(tree, folders, media_dir, 
         )
         assert response.choices[0].message.content == package_answer
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
+        stop_by_pid(server)
         server.stdout.close()
 
 
 def _num_frames(folder: Path) -> int:
     return json.loads((folder / "config.json").read_text())["num_frames"]
-
-
-def _wait_for(url: str, server: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"`transformers serve` stopped: {server.stdout.read()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"`transformers serve` did not answer {url} within {timeout} s")

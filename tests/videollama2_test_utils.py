@@ -317,6 +317,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_answering(process: subprocess.Popen, url: str, seconds: float, output) -> None:
+    """Until `url`/health answers 200; fails with the end of `output()` (what the server printed) if the process
+    exits first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with code {process.returncode}:\n{output()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server did not answer within {seconds} s:\n{output()[-4000:]}")
+        time.sleep(0.5)
+
+
+def stop_by_pid(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def running_server(model, *options: str, startup_seconds: float = 240, launcher: list[str] | None = None):
     """`videollama2-hf serve MODEL` on 127.0.0.1 and a free port, on the CPU, until the block ends; then stopped by
@@ -335,25 +363,8 @@ def running_server(model, *options: str, startup_seconds: float = 240, launcher:
     )
     server = ServerProcess(process, url, log_file)
     try:
-        deadline = time.monotonic() + startup_seconds
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the server exited with code {process.returncode}:\n{server.log()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not answer within {startup_seconds} s:\n{server.log()[-4000:]}")
-            time.sleep(0.5)
+        wait_until_answering(process, url, startup_seconds, server.log)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_by_pid(process)
         log_file.close()

@@ -152,9 +152,8 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         images, videos, audio = (None if _is_empty(media) else media for media in (images, videos, audio))
         if self._starts_with_bos(text) and "add_special_tokens" not in {**kwargs, **kwargs.get("text_kwargs", {})}:
             kwargs["add_special_tokens"] = False
-        if self.feature_extractor is None and kwargs.get("load_audio_from_video"):
-            logger.warning_once(VIDEOS_NOT_HEARD)
-            kwargs["load_audio_from_video"] = False
+        if "load_audio_from_video" in kwargs:
+            kwargs["load_audio_from_video"] = self._hears_videos(kwargs["load_audio_from_video"])
         if videos is not None:
             split_videos(videos)  # a video given as an empty frame list: one clear error before transformers' checks
         if self.feature_extractor is not None and _only_audio_sources(audio):
@@ -167,6 +166,13 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
             audio_from_video_indices=audio_from_video_indices,
             **kwargs,
         )
+
+    def _hears_videos(self, load_audio_from_video) -> bool:
+        """`load_audio_from_video`, ignored (with a warning) by a processor without a feature extractor."""
+        if self.feature_extractor is None and load_audio_from_video:
+            logger.warning_once(VIDEOS_NOT_HEARD)
+            return False
+        return bool(load_audio_from_video)
 
     def _starts_with_bos(self, text) -> bool:
         """Whether every prompt of `text` (a string or a list of them) starts with the tokenizer's BOS text."""
@@ -194,9 +200,7 @@ class VideoLlama2Processor(OmniModalProcessorMixin):
         )
         if self.feature_extractor is None and has_audio:
             raise ValueError(NO_AUDIO_TOWER)
-        if self.feature_extractor is None and load_audio_from_video:
-            logger.warning_once(VIDEOS_NOT_HEARD)
-            load_audio_from_video = False
+        load_audio_from_video = self._hears_videos(load_audio_from_video)
         for conversation in conversations:
             for message in conversation:
                 if isinstance(message.get("content"), list):
